@@ -1,0 +1,265 @@
+//! Python wrappers for the manifest, its samples, boxes and findings.
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyIndexError;
+use pyo3::prelude::*;
+use stokehold_core as core;
+use stokehold_index::IndexOptions;
+
+use crate::blocking::run_blocking;
+use crate::errors::Failure;
+
+/// One bounding box in source pixels.
+#[pyclass(module = "stokehold._native", frozen, get_all)]
+#[derive(Clone)]
+pub(crate) struct Box {
+    /// `(x_min, y_min, x_max, y_max)`.
+    bbox: (f32, f32, f32, f32),
+    /// Class index.
+    label: u32,
+    /// Class name.
+    class_name: String,
+    /// COCO `iscrowd`.
+    iscrowd: bool,
+    /// Pascal VOC `difficult`.
+    difficult: bool,
+}
+
+#[pymethods]
+impl Box {
+    fn __repr__(&self) -> String {
+        let (a, b, c, d) = self.bbox;
+        format!(
+            "Box(bbox=({a}, {b}, {c}, {d}), class_name={:?})",
+            self.class_name
+        )
+    }
+}
+
+/// One image of the dataset.
+#[pyclass(module = "stokehold._native", frozen, get_all)]
+#[derive(Clone)]
+pub(crate) struct Sample {
+    /// Absolute path of the image file.
+    path: String,
+    /// Class index, or None.
+    label: Option<u32>,
+    /// Class name, or None.
+    class_name: Option<String>,
+    /// Width in pixels.
+    width: u32,
+    /// Height in pixels.
+    height: u32,
+    /// `"jpeg"`, `"png"`, …
+    format: String,
+    /// Boxes, in source pixels.
+    boxes: Vec<Box>,
+}
+
+#[pymethods]
+impl Sample {
+    fn __repr__(&self) -> String {
+        format!(
+            "Sample(path={:?}, class_name={:?}, size={}x{}, format={:?}, boxes={})",
+            self.path,
+            self.class_name,
+            self.width,
+            self.height,
+            self.format,
+            self.boxes.len()
+        )
+    }
+}
+
+/// One problem met while indexing.
+#[pyclass(module = "stokehold._native", frozen, get_all)]
+#[derive(Clone)]
+pub(crate) struct Finding {
+    /// The kind, e.g. `"missing_file"`.
+    kind: String,
+    /// The file it concerns.
+    path: String,
+    /// Where inside an annotation file, or None.
+    location: Option<String>,
+    /// What went wrong.
+    message: String,
+    /// Whether the sample was left out (else it was repaired and kept).
+    skipped: bool,
+}
+
+impl From<core::Finding> for Finding {
+    fn from(f: core::Finding) -> Self {
+        Finding {
+            kind: f.kind.as_str().to_owned(),
+            path: f.path.to_string_lossy().into_owned(),
+            location: f.location,
+            message: f.message,
+            skipped: f.skipped,
+        }
+    }
+}
+
+#[pymethods]
+impl Finding {
+    fn __repr__(&self) -> String {
+        format!(
+            "Finding(kind={:?}, path={:?}, message={:?})",
+            self.kind, self.path, self.message
+        )
+    }
+
+    fn __str__(&self) -> String {
+        match &self.location {
+            Some(loc) => format!("{} ({loc}): {}: {}", self.path, self.kind, self.message),
+            None => format!("{}: {}: {}", self.path, self.kind, self.message),
+        }
+    }
+}
+
+/// A dataset's classes and samples (native part of `stokehold.Manifest`).
+#[pyclass(module = "stokehold._native", frozen)]
+pub(crate) struct Manifest {
+    inner: core::Manifest,
+}
+
+#[pymethods]
+impl Manifest {
+    /// Reads a JSON-lines manifest.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Manifest> {
+        let inner = run_blocking(py, |_| Ok::<_, Failure>(core::Manifest::load(&path)?))?;
+        Ok(Manifest { inner })
+    }
+
+    /// Writes the JSON-lines form, atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        run_blocking(py, |_| Ok::<_, Failure>(self.inner.save(&path)?))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.samples.len()
+    }
+
+    /// Class names; a label indexes this list.
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.inner.classes.clone()
+    }
+
+    /// Problems met while indexing.
+    #[getter]
+    fn findings(&self) -> Vec<Finding> {
+        self.inner
+            .findings
+            .iter()
+            .cloned()
+            .map(Finding::from)
+            .collect()
+    }
+
+    /// `(format, path)` of the source, or None.
+    #[getter]
+    fn source(&self) -> Option<(String, String)> {
+        self.inner.source.as_ref().map(|s| {
+            (
+                s.format.as_str().to_owned(),
+                s.path.to_string_lossy().into_owned(),
+            )
+        })
+    }
+
+    /// Total number of boxes.
+    #[getter]
+    fn num_boxes(&self) -> usize {
+        self.inner.num_boxes()
+    }
+
+    /// Samples per class.
+    fn class_counts(&self) -> Vec<usize> {
+        self.inner.class_counts()
+    }
+
+    /// The sample at `index` (0-based, no negative indices here).
+    fn sample(&self, index: usize) -> PyResult<Sample> {
+        let s = self.inner.samples.get(index).ok_or_else(|| {
+            PyIndexError::new_err(format!(
+                "sample {index} is out of range (0..{})",
+                self.inner.samples.len()
+            ))
+        })?;
+        let name = |l: u32| {
+            self.inner
+                .classes
+                .get(l as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        Ok(Sample {
+            path: s.path.to_string_lossy().into_owned(),
+            label: s.label,
+            class_name: self.inner.class_name(s.label).map(str::to_owned),
+            width: s.width,
+            height: s.height,
+            format: s.format.as_str().to_owned(),
+            boxes: s
+                .boxes
+                .iter()
+                .map(|b| Box {
+                    bbox: (b.bbox[0], b.bbox[1], b.bbox[2], b.bbox[3]),
+                    label: b.label,
+                    class_name: name(b.label),
+                    iscrowd: b.iscrowd,
+                    difficult: b.difficult,
+                })
+                .collect(),
+        })
+    }
+
+    /// `(train, val)`: a deterministic split, stratified by class.
+    fn split(&self, val: f64, seed: u64) -> PyResult<(Manifest, Manifest)> {
+        let (train, val) = self
+            .inner
+            .split(val, seed)
+            .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))?;
+        Ok((Manifest { inner: train }, Manifest { inner: val }))
+    }
+
+    /// One line: samples, classes, boxes, and what was skipped or repaired.
+    fn summary(&self) -> String {
+        self.inner.summary()
+    }
+}
+
+/// Indexes `source` into a manifest (see `stokehold.index`).
+// The arguments mirror the keyword arguments of `stokehold.index`.
+#[allow(clippy::too_many_arguments)]
+#[pyfunction]
+#[pyo3(signature = (source, format=None, strict=false, classes=None, max_pixels=stokehold_index::DEFAULT_MAX_PIXELS, image_root=None, workers=None))]
+pub(crate) fn index(
+    py: Python<'_>,
+    source: PathBuf,
+    format: Option<String>,
+    strict: bool,
+    classes: Option<Vec<String>>,
+    max_pixels: u64,
+    image_root: Option<PathBuf>,
+    workers: Option<usize>,
+) -> PyResult<Manifest> {
+    let inner = run_blocking(py, |control| {
+        let format = match format.as_deref() {
+            None | Some("auto") => None,
+            Some(f) => Some(f.parse::<core::SourceFormat>()?),
+        };
+        let options = IndexOptions {
+            format,
+            strict,
+            max_pixels,
+            classes,
+            image_root,
+            threads: workers,
+        };
+        Ok::<_, Failure>(stokehold_index::index(&source, &options, control)?)
+    })?;
+    Ok(Manifest { inner })
+}

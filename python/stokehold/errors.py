@@ -1,0 +1,53 @@
+"""The exceptions stokehold raises.
+
+Every error derives from :class:`StokeholdError`, and also from the built-in
+exception a Python user would expect (``ValueError``, ``FileNotFoundError``,
+``OSError``), so existing ``except`` clauses keep working. Messages name the
+file, line, sample or byte offset concerned.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, List
+
+if TYPE_CHECKING:
+    from ._native import Finding
+
+__all__ = [
+    "StokeholdError",
+    "SourceNotFoundError",
+    "StokeholdIOError",
+    "InvalidSourceError",
+    "InvalidArgumentError",
+    "StrictModeError",
+]
+
+
+class StokeholdError(Exception):
+    """Base class of every stokehold error."""
+
+
+class SourceNotFoundError(StokeholdError, FileNotFoundError):
+    """A source, manifest or image path does not exist."""
+
+
+class StokeholdIOError(StokeholdError, OSError):
+    """Reading or writing a file failed (permissions, disk full, I/O error)."""
+
+
+class InvalidSourceError(StokeholdError, ValueError):
+    """A source or manifest is not valid for its format (bad JSON, missing column…)."""
+
+
+class InvalidArgumentError(StokeholdError, ValueError):
+    """An argument is out of its range or names something unknown."""
+
+
+class StrictModeError(StokeholdError, ValueError):
+    """``strict=True`` and problems were found; ``.findings`` lists them all."""
+
+    findings: List["Finding"]
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.findings = []
