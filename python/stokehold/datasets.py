@@ -295,8 +295,9 @@ def make_shapes(
                     "iscrowd": 0,
                 }
             )
-    # Sorted by path, so that first appearance gives the sorted class order.
-    rows.sort(key=lambda r: r[0])
+    # Grouped by class (then path), so that the CSV's first-appearance class
+    # order is the sorted order that the other three sources give.
+    rows.sort(key=lambda r: (r[1], r[0]))
     with open(root / "labels.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "x_min", "y_min", "x_max", "y_max"])

@@ -90,7 +90,8 @@ impl Draft {
         let threads = options.threads.unwrap_or_else(default_threads).max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
-            .thread_name(|i| format!("stokehold-index-{i}"))
+            // Linux keeps 15 bytes of a thread name: "stokehold-ix-15" fits.
+            .thread_name(|i| format!("stokehold-ix-{i}"))
             .build()
             .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
         let max_pixels = options.max_pixels;
