@@ -61,9 +61,9 @@ pub(crate) struct Sample {
 impl Sample {
     fn __repr__(&self) -> String {
         format!(
-            "Sample(path={:?}, class_name={:?}, size={}x{}, format={:?}, boxes={})",
+            "Sample(path={:?}, class_name={}, size={}x{}, format={:?}, boxes={})",
             self.path,
-            self.class_name,
+            self.class_name.as_ref().map_or("None".to_owned(), |c| format!("{c:?}")),
             self.width,
             self.height,
             self.format,
