@@ -35,7 +35,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -46,7 +49,9 @@ static ALLOC: Counting = Counting;
 const TINY_JPEG: &[u8] = include_bytes!("tiny.jpg");
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("N must be a number"));
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(100_000, |a| a.parse().expect("N must be a number"));
     let dir = tempfile::tempdir().expect("temporary directory");
     let root = dir.path().join("tree");
     let t = Instant::now();
@@ -57,7 +62,11 @@ fn main() {
         }
         std::fs::write(class.join(format!("img_{i:07}.jpg")), TINY_JPEG).expect("write");
     }
-    println!("generated {n} files of {} bytes in {:.1}s", TINY_JPEG.len(), t.elapsed().as_secs_f64());
+    println!(
+        "generated {n} files of {} bytes in {:.1}s",
+        TINY_JPEG.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     let options = IndexOptions::default();
     let threads = stokehold_core::default_threads();
@@ -84,7 +93,11 @@ fn main() {
     println!(
         "index folder tree: {n} files, {threads} threads: median {:.0} files/s (runs: {})",
         rates[1],
-        rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
+        rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("manifest memory: {per_sample:.0} bytes per sample plus the path ({path_bytes:.0} bytes per path here)");
 }

@@ -63,7 +63,9 @@ impl Sample {
         format!(
             "Sample(path={:?}, class_name={}, size={}x{}, format={:?}, boxes={})",
             self.path,
-            self.class_name.as_ref().map_or("None".to_owned(), |c| format!("{c:?}")),
+            self.class_name
+                .as_ref()
+                .map_or("None".to_owned(), |c| format!("{c:?}")),
             self.width,
             self.height,
             self.format,
