@@ -2,6 +2,8 @@
 
 from typing import List, Optional, Tuple, final
 
+__all__ = ["Box", "DEFAULT_MAX_PIXELS", "Finding", "Manifest", "Sample", "__version__", "cli_main", "index"]
+
 __version__: str
 DEFAULT_MAX_PIXELS: int
 

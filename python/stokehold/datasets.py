@@ -124,7 +124,8 @@ def _background(rng: "np.random.Generator", w: int, h: int, photos: Sequence["PI
     stripes = 0.15 * np.sin(2 * math.pi * (xx * math.sin(angle) - yy * math.cos(angle)) / period)
     img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
     img = img * (1 + stripes[..., None]) + rng.normal(0, 6, size=(h, w, 3))
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    texture: "PILImage.Image" = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    return texture
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> List[Tuple[float, float]]:
