@@ -1,0 +1,152 @@
+//! Where the source lands in the output, for pixels and boxes alike.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How an image is fitted to the output size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResizePolicy {
+    /// Scale each axis independently to fill the output (aspect changes).
+    #[default]
+    Stretch,
+    /// Keep the aspect: scale to fit inside, centre, pad with a fill value.
+    Letterbox,
+    /// Keep the aspect: scale the shorter side to the output, centre-crop the rest.
+    Crop,
+}
+
+impl ResizePolicy {
+    /// `"stretch"`, `"letterbox"` or `"crop"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResizePolicy::Stretch => "stretch",
+            ResizePolicy::Letterbox => "letterbox",
+            ResizePolicy::Crop => "crop",
+        }
+    }
+}
+
+impl fmt::Display for ResizePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ResizePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stretch" => Ok(ResizePolicy::Stretch),
+            "letterbox" => Ok(ResizePolicy::Letterbox),
+            "crop" => Ok(ResizePolicy::Crop),
+            _ => Err(format!("unknown resize policy {s:?} (expected stretch, letterbox or crop)")),
+        }
+    }
+}
+
+/// An affine map from a source window to a destination rectangle of the
+/// output: `x_out = dst.x + (x_src - src.x) × dst.w / src.w`, same for y.
+///
+/// Pixels are resampled from `src` into `dst`; output pixels outside `dst`
+/// get the fill value. Coordinates are continuous: pixel `(i, j)` covers
+/// `[i, i+1) × [j, j+1)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    /// Source window `[x, y, w, h]` in source pixels.
+    pub src: [f64; 4],
+    /// Destination rectangle `[x, y, w, h]` in output pixels.
+    pub dst: [u32; 4],
+    /// Output width.
+    pub out_width: u32,
+    /// Output height.
+    pub out_height: u32,
+}
+
+impl Geometry {
+    /// The geometry of `policy` for a `src_w × src_h` image and a
+    /// `out_w × out_h` output.
+    pub fn new(policy: ResizePolicy, src_w: u32, src_h: u32, out_w: u32, out_h: u32) -> Geometry {
+        let (sw, sh) = (f64::from(src_w), f64::from(src_h));
+        let (ow, oh) = (f64::from(out_w), f64::from(out_h));
+        let full_src = [0.0, 0.0, sw, sh];
+        let full_dst = [0, 0, out_w, out_h];
+        let (src, dst) = match policy {
+            ResizePolicy::Stretch => (full_src, full_dst),
+            ResizePolicy::Letterbox => {
+                let scale = (ow / sw).min(oh / sh);
+                let w = ((sw * scale).round() as u32).clamp(1, out_w);
+                let h = ((sh * scale).round() as u32).clamp(1, out_h);
+                (full_src, [(out_w - w) / 2, (out_h - h) / 2, w, h])
+            }
+            ResizePolicy::Crop => {
+                let scale = (ow / sw).max(oh / sh);
+                let (cw, ch) = ((ow / scale).min(sw), (oh / scale).min(sh));
+                ([(sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch], full_dst)
+            }
+        };
+        Geometry { src, dst, out_width: out_w, out_height: out_h }
+    }
+
+    /// A geometry that maps the window `src` (`[x, y, w, h]` in source
+    /// pixels) onto the whole output, as a random resized crop does.
+    pub fn window(src: [f64; 4], out_w: u32, out_h: u32) -> Geometry {
+        Geometry { src, dst: [0, 0, out_w, out_h], out_width: out_w, out_height: out_h }
+    }
+
+    /// Maps a source point to output coordinates.
+    pub fn map_point(&self, x: f64, y: f64) -> (f64, f64) {
+        let [sx, sy, sw, sh] = self.src;
+        let [dx, dy, dw, dh] = self.dst.map(f64::from);
+        (dx + (x - sx) * dw / sw, dy + (y - sy) * dh / sh)
+    }
+
+    /// Maps a box `[x_min, y_min, x_max, y_max]` from source to output
+    /// pixels and clips it to the destination rectangle; `None` when
+    /// nothing of it is left.
+    pub fn map_box(&self, b: [f32; 4]) -> Option<[f32; 4]> {
+        let (x0, y0) = self.map_point(f64::from(b[0]), f64::from(b[1]));
+        let (x1, y1) = self.map_point(f64::from(b[2]), f64::from(b[3]));
+        let [dx, dy, dw, dh] = self.dst.map(f64::from);
+        let clip = |v: f64, lo: f64, hi: f64| v.clamp(lo, hi);
+        let (x0, x1) = (clip(x0, dx, dx + dw), clip(x1, dx, dx + dw));
+        let (y0, y1) = (clip(y0, dy, dy + dh), clip(y1, dy, dy + dh));
+        (x1 > x0 && y1 > y0).then(|| [x0 as f32, y0 as f32, x1 as f32, y1 as f32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretch_scales_each_axis() {
+        let g = Geometry::new(ResizePolicy::Stretch, 400, 200, 100, 100);
+        assert_eq!(g.map_box([40.0, 20.0, 200.0, 100.0]), Some([10.0, 10.0, 50.0, 50.0]));
+    }
+
+    #[test]
+    fn letterbox_centres_and_pads() {
+        let g = Geometry::new(ResizePolicy::Letterbox, 400, 200, 100, 100);
+        assert_eq!(g.dst, [0, 25, 100, 50]);
+        assert_eq!(g.map_box([0.0, 0.0, 400.0, 200.0]), Some([0.0, 25.0, 100.0, 75.0]));
+        let tall = Geometry::new(ResizePolicy::Letterbox, 100, 300, 90, 90);
+        assert_eq!(tall.dst, [30, 0, 30, 90]);
+    }
+
+    #[test]
+    fn crop_keeps_the_centre_and_clips_boxes() {
+        let g = Geometry::new(ResizePolicy::Crop, 400, 200, 100, 100);
+        assert_eq!(g.src, [100.0, 0.0, 200.0, 200.0]);
+        assert_eq!(g.map_box([0.0, 0.0, 150.0, 100.0]), Some([0.0, 0.0, 25.0, 50.0]));
+        assert_eq!(g.map_box([0.0, 0.0, 90.0, 100.0]), None, "outside the crop: vanishes");
+    }
+
+    #[test]
+    fn policy_names_round_trip() {
+        for p in [ResizePolicy::Stretch, ResizePolicy::Letterbox, ResizePolicy::Crop] {
+            assert_eq!(p.as_str().parse::<ResizePolicy>(), Ok(p));
+        }
+        assert!("squash".parse::<ResizePolicy>().is_err());
+    }
+}

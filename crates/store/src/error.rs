@@ -1,0 +1,60 @@
+//! Errors of the packed file.
+
+use std::path::PathBuf;
+
+/// What went wrong reading or writing a packed file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system refused (missing file, permissions, disk full).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// libhdf5 reported an error.
+    #[error("{}: HDF5 error: {message}", path.display())]
+    Hdf5 {
+        /// The file.
+        path: PathBuf,
+        /// libhdf5's message.
+        message: String,
+    },
+    /// The file is not a valid stokehold file of a version this build reads.
+    #[error("{}: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A sample index past the end.
+    #[error("sample {index} is out of range: the file holds {len} samples")]
+    OutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The number of samples.
+        len: usize,
+    },
+    /// A sample given to the writer does not fit the file's shape.
+    #[error("sample {index}: {reason}")]
+    BadSample {
+        /// Its position among the samples written.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+pub(crate) trait Hdf5Context<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, Error>;
+}
+
+impl<T> Hdf5Context<T> for hdf5::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, Error> {
+        self.map_err(|e| Error::Hdf5 { path: path.to_path_buf(), message: e.to_string() })
+    }
+}
