@@ -19,15 +19,27 @@ help:
 	@echo "make test   set up and run every check and test"
 	@echo "make bench  run the benchmarks (see benchmarks/README.md)"
 
+# Debian packages the build links against, installed only when missing.
+SYSTEM_PACKAGES := libhdf5-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: system-deps
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # Python tooling, installed only when requirements-dev.txt changes.
-$(VENV)/.deps: requirements-dev.txt
+$(VENV)/.deps: requirements-dev.txt | system-deps
 	@command -v cargo >/dev/null || { echo "error: cargo (Rust) is required: https://rustup.rs"; exit 1; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.deps
+setup: system-deps $(VENV)/.deps
 
 # The wheel, built by maturin and installed into the venv like any user's `pip install .`.
 $(VENV)/.installed: $(VENV)/.deps $(RUST_SOURCES) $(shell find python/stokehold -type f)
@@ -47,12 +59,12 @@ demo: install
 	$(VENV)/bin/stokehold split $(SHAPES)/manifest.jsonl --val 0.1 --seed 0
 	$(PY) examples/index_tour.py $(SHAPES)
 
-lint: setup
+lint: setup system-deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-rust-test:
+rust-test: system-deps
 	cargo nextest run --workspace --locked --no-fail-fast
 	cargo test --workspace --doc --locked
 

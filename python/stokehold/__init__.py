@@ -7,19 +7,28 @@
 
 from ._native import Box, Finding, Sample, __version__
 from .errors import (
+    EmptyDatasetError,
     InvalidArgumentError,
+    InvalidFileError,
     InvalidSourceError,
+    OutputExistsError,
+    SampleIndexError,
     SourceNotFoundError,
     StokeholdError,
     StokeholdIOError,
     StrictModeError,
 )
 from .manifest import DEFAULT_MAX_PIXELS, Manifest, index
+from .pack import PackReport, inspect, pack, preview
 
 __all__ = [
     "__version__",
     "index",
+    "pack",
+    "inspect",
+    "preview",
     "Manifest",
+    "PackReport",
     "Sample",
     "Box",
     "Finding",
@@ -30,4 +39,8 @@ __all__ = [
     "InvalidSourceError",
     "InvalidArgumentError",
     "StrictModeError",
+    "OutputExistsError",
+    "EmptyDatasetError",
+    "InvalidFileError",
+    "SampleIndexError",
 ]

@@ -1,8 +1,21 @@
 """Type stubs for the private extension module ``stokehold._native``."""
 
-from typing import List, Optional, Tuple, final
+from typing import Any, Dict, List, Optional, Tuple, final
 
-__all__ = ["Box", "DEFAULT_MAX_PIXELS", "Finding", "Manifest", "Sample", "__version__", "cli_main", "index"]
+__all__ = [
+    "Box",
+    "DEFAULT_MAX_PIXELS",
+    "Finding",
+    "Manifest",
+    "PackReport",
+    "Sample",
+    "__version__",
+    "cli_main",
+    "index",
+    "inspect",
+    "pack",
+    "preview",
+]
 
 __version__: str
 DEFAULT_MAX_PIXELS: int
@@ -78,3 +91,44 @@ class Manifest:
     def sample(self, index: int) -> Sample: ...
     def split(self, val: float, seed: int) -> Tuple[Manifest, Manifest]: ...
     def summary(self) -> str: ...
+
+@final
+class PackReport:
+    @property
+    def path(self) -> str: ...
+    @property
+    def num_samples(self) -> int: ...
+    @property
+    def num_skipped(self) -> int: ...
+    @property
+    def findings(self) -> List[Finding]: ...
+    @property
+    def mean(self) -> List[float]: ...
+    @property
+    def std(self) -> List[float]: ...
+    @property
+    def class_counts(self) -> List[int]: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def file_bytes(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+
+def pack(
+    manifest: Manifest,
+    out: str,
+    size: Tuple[int, int],
+    resize: str,
+    filter: str,
+    channels: int,
+    storage: str,
+    quality: int,
+    fill: int,
+    workers: Optional[int],
+    strict: bool,
+    force: bool,
+    max_pixels: int,
+) -> PackReport: ...
+def inspect(path: str) -> Dict[str, Any]: ...
+def preview(path: str, out: str, n: int = 64, seed: int = 0) -> List[int]: ...

@@ -20,6 +20,10 @@ __all__ = [
     "InvalidSourceError",
     "InvalidArgumentError",
     "StrictModeError",
+    "OutputExistsError",
+    "EmptyDatasetError",
+    "InvalidFileError",
+    "SampleIndexError",
 ]
 
 
@@ -51,3 +55,25 @@ class StrictModeError(StokeholdError, ValueError):
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
         self.findings = []
+
+
+class OutputExistsError(StokeholdError, FileExistsError):
+    """The output file exists and ``force=True`` was not given."""
+
+
+class EmptyDatasetError(StokeholdError, ValueError):
+    """No sample could be packed; ``.findings`` says why for each."""
+
+    findings: List["Finding"]
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.findings = []
+
+
+class InvalidFileError(StokeholdError, ValueError):
+    """A file is not a valid stokehold packed file (or is of a newer format version)."""
+
+
+class SampleIndexError(StokeholdError, IndexError):
+    """A sample index past the end of the data."""

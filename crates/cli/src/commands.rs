@@ -10,6 +10,8 @@ use stokehold_index::{IndexOptions, DEFAULT_MAX_PIXELS};
 
 use crate::progress::with_progress;
 
+mod pack;
+
 /// stokehold: index, pack and feed image datasets that do not fit in memory.
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +30,12 @@ enum Command {
     Index(IndexArgs),
     /// Split a manifest into train and validation manifests, stratified by class.
     Split(SplitArgs),
+    /// Decode, resize and write a dataset into one HDF5 file.
+    Pack(PackArgs),
+    /// Describe a packed file: samples, shape, storage, classes, statistics.
+    Inspect(InspectArgs),
+    /// Draw a grid of packed samples with class names and boxes into a PNG.
+    Preview(PreviewArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -47,21 +55,9 @@ struct IndexArgs {
     /// Where to write the manifest (JSON lines).
     #[arg(short, long)]
     output: PathBuf,
-    /// The source's format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
-    format: FormatArg,
     /// Fail on any finding instead of skipping the sample and reporting it.
     #[arg(long)]
     strict: bool,
-    /// Class names in the order to use, comma-separated; other labels are findings.
-    #[arg(long, value_delimiter = ',')]
-    classes: Option<Vec<String>>,
-    /// Refuse images with more pixels than this (decompression-bomb guard).
-    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
-    max_pixels: u64,
-    /// Folder that relative image paths are resolved against.
-    #[arg(long)]
-    image_root: Option<PathBuf>,
     /// Write every finding to this file as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -71,6 +67,130 @@ struct IndexArgs {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    source_args: SourceArgs,
+}
+
+/// Where a dataset comes from: the options `index` and `pack` share.
+#[derive(Debug, clap::Args)]
+struct SourceArgs {
+    /// The source's format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    format: FormatArg,
+    /// Class names in the order to use, comma-separated; other labels are findings.
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+    /// Refuse images with more pixels than this (decompression-bomb guard).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
+    /// Folder that relative image paths are resolved against.
+    #[arg(long)]
+    image_root: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PackArgs {
+    /// The dataset: a manifest, or anything `stokehold index` accepts.
+    source: PathBuf,
+    /// The HDF5 file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Output size, HEIGHTxWIDTH (or one number for a square).
+    #[arg(long, default_value = "224x224", value_parser = parse_size)]
+    size: (u32, u32),
+    /// How images are fitted to the size.
+    #[arg(long, value_enum, default_value_t = ResizeArg::Stretch)]
+    resize: ResizeArg,
+    /// Resampling filter (antialiased when downscaling).
+    #[arg(long, value_enum, default_value_t = FilterArg::Bilinear)]
+    filter: FilterArg,
+    /// Output channels: 3 (RGB) or 1 (gray).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    channels: u8,
+    /// How pixels are stored: raw uint8 arrays, or one JPEG / PNG per sample.
+    #[arg(long, value_enum, default_value_t = StorageArg::Raw)]
+    storage: StorageArg,
+    /// JPEG quality of --storage jpeg.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: u8,
+    /// Letterbox padding value (0-255).
+    #[arg(long, default_value_t = 0)]
+    fill: u8,
+    /// Decode/resize threads [default: STOKEHOLD_NUM_THREADS or the core count].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Fail on the first problem instead of skipping the sample and reporting it.
+    #[arg(long)]
+    strict: bool,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Write every finding to this file as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    source_args: SourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ResizeArg {
+    Stretch,
+    Letterbox,
+    Crop,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FilterArg {
+    Nearest,
+    Bilinear,
+    Area,
+    Lanczos,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StorageArg {
+    Raw,
+    Jpeg,
+    Png,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not HEIGHTxWIDTH, e.g. 224x224"))
+    };
+    match s.split_once(['x', 'X']) {
+        Some((h, w)) => Ok((parse(h)?, parse(w)?)),
+        None => parse(s).map(|n| (n, n)),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The packed file.
+    file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PreviewArgs {
+    /// The packed file.
+    file: PathBuf,
+    /// The PNG to write.
+    #[arg(short, long, default_value = "preview.png")]
+    output: PathBuf,
+    /// Number of samples to draw.
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// Seed of the choice of samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,33 +215,49 @@ pub(crate) fn execute(cli: Cli, control: &Control) -> Result<()> {
     match cli.command {
         Command::Index(args) => index(args, control),
         Command::Split(args) => split(args),
+        Command::Pack(args) => pack::pack(args, control),
+        Command::Inspect(args) => pack::inspect(&args.file, args.json),
+        Command::Preview(args) => pack::preview(&args.file, &args.output, args.n, args.seed),
     }
 }
 
-fn index(args: IndexArgs, control: &Control) -> Result<()> {
-    let options = IndexOptions {
-        format: match args.format {
-            FormatArg::Auto => None,
-            FormatArg::Folder => Some(SourceFormat::Folder),
-            FormatArg::Csv => Some(SourceFormat::Csv),
-            FormatArg::Coco => Some(SourceFormat::Coco),
-            FormatArg::Voc => Some(SourceFormat::Voc),
-            FormatArg::Manifest => Some(SourceFormat::Manifest),
-        },
-        strict: args.strict,
-        max_pixels: args.max_pixels,
-        classes: args.classes,
-        image_root: args.image_root,
-        threads: args.workers,
-    };
-    let result = with_progress("probing", args.quiet, control, || {
-        stokehold_index::index(&args.source, &options, control)
+impl SourceArgs {
+    fn index_options(&self, strict: bool, threads: Option<usize>) -> IndexOptions {
+        IndexOptions {
+            format: match self.format {
+                FormatArg::Auto => None,
+                FormatArg::Folder => Some(SourceFormat::Folder),
+                FormatArg::Csv => Some(SourceFormat::Csv),
+                FormatArg::Coco => Some(SourceFormat::Coco),
+                FormatArg::Voc => Some(SourceFormat::Voc),
+                FormatArg::Manifest => Some(SourceFormat::Manifest),
+            },
+            strict,
+            max_pixels: self.max_pixels,
+            classes: self.classes.clone(),
+            image_root: self.image_root.clone(),
+            threads,
+        }
+    }
+}
+
+/// Indexes `source` with a progress bar; in strict mode, prints every
+/// finding (and writes the report) before failing.
+fn run_index(
+    source: &Path,
+    options: &IndexOptions,
+    quiet: bool,
+    report: Option<&Path>,
+    control: &Control,
+) -> Result<Manifest> {
+    let result = with_progress("probing", quiet, control, || {
+        stokehold_index::index(source, options, control)
     });
-    let manifest = match result {
-        Ok(m) => m,
+    match result {
+        Ok(m) => Ok(m),
         Err(stokehold_index::Error::Strict { findings }) => {
-            if let Some(report) = &args.report {
-                write_report(report, &args.source, None, &findings)?;
+            if let Some(report) = report {
+                write_report(report, source, None, &findings)?;
             }
             let mut err = std::io::stderr().lock();
             for f in &findings {
@@ -130,11 +266,22 @@ fn index(args: IndexArgs, control: &Control) -> Result<()> {
             anyhow::bail!(
                 "strict mode: {} problem(s) found in {}; nothing written",
                 findings.len(),
-                args.source.display()
+                source.display()
             );
         }
-        Err(e) => return Err(e.into()),
-    };
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn index(args: IndexArgs, control: &Control) -> Result<()> {
+    let options = args.source_args.index_options(args.strict, args.workers);
+    let manifest = run_index(
+        &args.source,
+        &options,
+        args.quiet,
+        args.report.as_deref(),
+        control,
+    )?;
     manifest.save(&args.output)?;
     if let Some(report) = &args.report {
         write_report(report, &args.source, Some(&manifest), &manifest.findings)?;

@@ -16,8 +16,17 @@ pub struct Canvas {
 impl Canvas {
     /// A canvas filled with `color`.
     pub fn new(width: u32, height: u32, color: [u8; 3]) -> Self {
-        let data = color.iter().copied().cycle().take(width as usize * height as usize * 3).collect();
-        Canvas { width, height, data }
+        let data = color
+            .iter()
+            .copied()
+            .cycle()
+            .take(width as usize * height as usize * 3)
+            .collect();
+        Canvas {
+            width,
+            height,
+            data,
+        }
     }
 
     /// Sets one pixel; points outside the canvas are ignored.
@@ -34,7 +43,11 @@ impl Canvas {
         for row in 0..h {
             for col in 0..w {
                 let i = (row as usize * w as usize + col as usize) * channels as usize;
-                let c = if channels == 1 { [pixels[i]; 3] } else { [pixels[i], pixels[i + 1], pixels[i + 2]] };
+                let c = if channels == 1 {
+                    [pixels[i]; 3]
+                } else {
+                    [pixels[i], pixels[i + 1], pixels[i + 2]]
+                };
                 self.put(x + i64::from(col), y + i64::from(row), c);
             }
         }
@@ -44,7 +57,10 @@ impl Canvas {
     /// a line `thickness` pixels wide, inside the box.
     pub fn rect(&mut self, b: [f32; 4], thickness: u32, color: [u8; 3]) {
         let (x0, y0) = (b[0].floor() as i64, b[1].floor() as i64);
-        let (x1, y1) = ((b[2].ceil() as i64 - 1).max(x0), (b[3].ceil() as i64 - 1).max(y0));
+        let (x1, y1) = (
+            (b[2].ceil() as i64 - 1).max(x0),
+            (b[3].ceil() as i64 - 1).max(y0),
+        );
         for t in 0..i64::from(thickness) {
             for x in x0..=x1 {
                 self.put(x, y0 + t, color);
@@ -59,7 +75,15 @@ impl Canvas {
 
     /// Writes `text` in an 8×8 bitmap font at `(x, y)`, scaled by `scale`,
     /// on a filled background box so it reads on any image.
-    pub fn text(&mut self, x: i64, y: i64, text: &str, scale: u32, color: [u8; 3], background: [u8; 3]) {
+    pub fn text(
+        &mut self,
+        x: i64,
+        y: i64,
+        text: &str,
+        scale: u32,
+        color: [u8; 3],
+        background: [u8; 3],
+    ) {
         let s = i64::from(scale.max(1));
         let width = text.chars().count() as i64 * 8 * s;
         for yy in y..y + 8 * s + 2 {
@@ -68,7 +92,10 @@ impl Canvas {
             }
         }
         for (k, ch) in text.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
+            let glyph = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::BASIC_FONTS.get('?'))
+                .unwrap_or([0; 8]);
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits & (1 << col) != 0 {

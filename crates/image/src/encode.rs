@@ -56,13 +56,11 @@ pub fn encode(pixels: &Pixels, codec: Codec) -> Result<Vec<u8>, Error> {
     };
     let mut out = Vec::with_capacity(pixels.data.len() / 4);
     let result = match codec {
-        Codec::Jpeg(quality) => JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)).write_image(
-            &pixels.data,
-            pixels.width,
-            pixels.height,
-            color,
-        ),
-        Codec::Png => PngEncoder::new(&mut out).write_image(&pixels.data, pixels.width, pixels.height, color),
+        Codec::Jpeg(quality) => JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+            .write_image(&pixels.data, pixels.width, pixels.height, color),
+        Codec::Png => {
+            PngEncoder::new(&mut out).write_image(&pixels.data, pixels.width, pixels.height, color)
+        }
     };
     result.map_err(|e| Error::Encode(e.to_string()))?;
     Ok(out)

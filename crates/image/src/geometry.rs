@@ -40,7 +40,9 @@ impl FromStr for ResizePolicy {
             "stretch" => Ok(ResizePolicy::Stretch),
             "letterbox" => Ok(ResizePolicy::Letterbox),
             "crop" => Ok(ResizePolicy::Crop),
-            _ => Err(format!("unknown resize policy {s:?} (expected stretch, letterbox or crop)")),
+            _ => Err(format!(
+                "unknown resize policy {s:?} (expected stretch, letterbox or crop)"
+            )),
         }
     }
 }
@@ -85,13 +87,23 @@ impl Geometry {
                 ([(sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch], full_dst)
             }
         };
-        Geometry { src, dst, out_width: out_w, out_height: out_h }
+        Geometry {
+            src,
+            dst,
+            out_width: out_w,
+            out_height: out_h,
+        }
     }
 
     /// A geometry that maps the window `src` (`[x, y, w, h]` in source
     /// pixels) onto the whole output, as a random resized crop does.
     pub fn window(src: [f64; 4], out_w: u32, out_h: u32) -> Geometry {
-        Geometry { src, dst: [0, 0, out_w, out_h], out_width: out_w, out_height: out_h }
+        Geometry {
+            src,
+            dst: [0, 0, out_w, out_h],
+            out_width: out_w,
+            out_height: out_h,
+        }
     }
 
     /// Maps a source point to output coordinates.
@@ -111,7 +123,7 @@ impl Geometry {
         let clip = |v: f64, lo: f64, hi: f64| v.clamp(lo, hi);
         let (x0, x1) = (clip(x0, dx, dx + dw), clip(x1, dx, dx + dw));
         let (y0, y1) = (clip(y0, dy, dy + dh), clip(y1, dy, dy + dh));
-        (x1 > x0 && y1 > y0).then(|| [x0 as f32, y0 as f32, x1 as f32, y1 as f32])
+        (x1 > x0 && y1 > y0).then_some([x0 as f32, y0 as f32, x1 as f32, y1 as f32])
     }
 }
 
@@ -122,14 +134,20 @@ mod tests {
     #[test]
     fn stretch_scales_each_axis() {
         let g = Geometry::new(ResizePolicy::Stretch, 400, 200, 100, 100);
-        assert_eq!(g.map_box([40.0, 20.0, 200.0, 100.0]), Some([10.0, 10.0, 50.0, 50.0]));
+        assert_eq!(
+            g.map_box([40.0, 20.0, 200.0, 100.0]),
+            Some([10.0, 10.0, 50.0, 50.0])
+        );
     }
 
     #[test]
     fn letterbox_centres_and_pads() {
         let g = Geometry::new(ResizePolicy::Letterbox, 400, 200, 100, 100);
         assert_eq!(g.dst, [0, 25, 100, 50]);
-        assert_eq!(g.map_box([0.0, 0.0, 400.0, 200.0]), Some([0.0, 25.0, 100.0, 75.0]));
+        assert_eq!(
+            g.map_box([0.0, 0.0, 400.0, 200.0]),
+            Some([0.0, 25.0, 100.0, 75.0])
+        );
         let tall = Geometry::new(ResizePolicy::Letterbox, 100, 300, 90, 90);
         assert_eq!(tall.dst, [30, 0, 30, 90]);
     }
@@ -138,13 +156,24 @@ mod tests {
     fn crop_keeps_the_centre_and_clips_boxes() {
         let g = Geometry::new(ResizePolicy::Crop, 400, 200, 100, 100);
         assert_eq!(g.src, [100.0, 0.0, 200.0, 200.0]);
-        assert_eq!(g.map_box([0.0, 0.0, 150.0, 100.0]), Some([0.0, 0.0, 25.0, 50.0]));
-        assert_eq!(g.map_box([0.0, 0.0, 90.0, 100.0]), None, "outside the crop: vanishes");
+        assert_eq!(
+            g.map_box([0.0, 0.0, 150.0, 100.0]),
+            Some([0.0, 0.0, 25.0, 50.0])
+        );
+        assert_eq!(
+            g.map_box([0.0, 0.0, 90.0, 100.0]),
+            None,
+            "outside the crop: vanishes"
+        );
     }
 
     #[test]
     fn policy_names_round_trip() {
-        for p in [ResizePolicy::Stretch, ResizePolicy::Letterbox, ResizePolicy::Crop] {
+        for p in [
+            ResizePolicy::Stretch,
+            ResizePolicy::Letterbox,
+            ResizePolicy::Crop,
+        ] {
             assert_eq!(p.as_str().parse::<ResizePolicy>(), Ok(p));
         }
         assert!("squash".parse::<ResizePolicy>().is_err());

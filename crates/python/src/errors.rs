@@ -11,6 +11,22 @@ use crate::manifest::Finding;
 pub(crate) enum Failure {
     Index(stokehold_index::Error),
     Core(stokehold_core::Error),
+    Pack(stokehold_pack::Error),
+    Store(stokehold_store::Error),
+    /// An argument that Rust rejected while parsing it.
+    Argument(String),
+}
+
+impl From<stokehold_pack::Error> for Failure {
+    fn from(e: stokehold_pack::Error) -> Self {
+        Failure::Pack(e)
+    }
+}
+
+impl From<stokehold_store::Error> for Failure {
+    fn from(e: stokehold_store::Error) -> Self {
+        Failure::Store(e)
+    }
 }
 
 impl From<stokehold_index::Error> for Failure {
@@ -48,10 +64,54 @@ fn core_error(py: Python<'_>, e: stokehold_core::Error) -> PyErr {
     raise(py, name, e.to_string())
 }
 
+fn store_error(py: Python<'_>, e: stokehold_store::Error) -> PyErr {
+    use stokehold_store::Error as E;
+    let name = match &e {
+        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "SourceNotFoundError"
+        }
+        E::Io { .. } | E::Hdf5 { .. } => "StokeholdIOError",
+        E::Format { .. } => "InvalidFileError",
+        E::OutOfRange { .. } => "SampleIndexError",
+        _ => "InvalidArgumentError",
+    };
+    raise(py, name, e.to_string())
+}
+
+fn with_findings(py: Python<'_>, err: PyErr, findings: Vec<stokehold_core::Finding>) -> PyErr {
+    let list: Vec<Finding> = findings.into_iter().map(Finding::from).collect();
+    if let Ok(list) = PyList::new(py, list) {
+        let _ = err.value(py).setattr("findings", list);
+    }
+    err
+}
+
+fn pack_error(py: Python<'_>, e: stokehold_pack::Error) -> PyErr {
+    use stokehold_pack::Error as E;
+    let message = e.to_string();
+    match e {
+        E::Store(e) => store_error(py, e),
+        E::Exists { .. } => raise(py, "OutputExistsError", message),
+        E::Strict { finding } => {
+            with_findings(py, raise(py, "StrictModeError", message), vec![finding])
+        }
+        E::Empty { findings } => {
+            with_findings(py, raise(py, "EmptyDatasetError", message), findings)
+        }
+        E::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("cancelled"),
+        E::Image(_) => raise(py, "InvalidSourceError", message),
+        E::Output { .. } => raise(py, "StokeholdIOError", message),
+        _ => raise(py, "InvalidArgumentError", message),
+    }
+}
+
 impl Failure {
     pub(crate) fn into_pyerr(self, py: Python<'_>) -> PyErr {
         use stokehold_index::Error as E;
         match self {
+            Failure::Pack(e) => pack_error(py, e),
+            Failure::Store(e) => store_error(py, e),
+            Failure::Argument(message) => raise(py, "InvalidArgumentError", message),
             Failure::Core(e) | Failure::Index(E::Manifest(e)) => core_error(py, e),
             Failure::Index(e) => {
                 let name = match &e {
@@ -64,15 +124,11 @@ impl Failure {
                     }
                     _ => "InvalidArgumentError",
                 };
-                let message = e.to_string();
-                let err = raise(py, name, message);
-                if let E::Strict { findings } = e {
-                    let list: Vec<Finding> = findings.into_iter().map(Finding::from).collect();
-                    if let Ok(list) = PyList::new(py, list) {
-                        let _ = err.value(py).setattr("findings", list);
-                    }
+                let err = raise(py, name, e.to_string());
+                match e {
+                    E::Strict { findings } => with_findings(py, err, findings),
+                    _ => err,
                 }
-                err
             }
         }
     }

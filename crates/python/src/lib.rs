@@ -6,6 +6,7 @@
 mod blocking;
 mod errors;
 mod manifest;
+mod pack;
 
 use pyo3::prelude::*;
 
@@ -28,5 +29,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manifest::Sample>()?;
     m.add_class::<manifest::Box>()?;
     m.add_class::<manifest::Finding>()?;
+    m.add_function(wrap_pyfunction!(pack::pack, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::preview, m)?)?;
+    m.add_class::<pack::PackReport>()?;
     Ok(())
 }

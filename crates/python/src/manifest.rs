@@ -122,7 +122,7 @@ impl Finding {
 /// A dataset's classes and samples (native part of `stokehold.Manifest`).
 #[pyclass(module = "stokehold._native", frozen)]
 pub(crate) struct Manifest {
-    inner: core::Manifest,
+    pub(crate) inner: core::Manifest,
 }
 
 #[pymethods]

@@ -55,6 +55,9 @@ pub(crate) trait Hdf5Context<T> {
 
 impl<T> Hdf5Context<T> for hdf5::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T, Error> {
-        self.map_err(|e| Error::Hdf5 { path: path.to_path_buf(), message: e.to_string() })
+        self.map_err(|e| Error::Hdf5 {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 }

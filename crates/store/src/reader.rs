@@ -49,7 +49,10 @@ pub struct StoreReader {
 }
 
 fn attr_text(f: &File, name: &str) -> hdf5::Result<String> {
-    Ok(f.attr(name)?.read_scalar::<VarLenUnicode>()?.as_str().to_owned())
+    Ok(f.attr(name)?
+        .read_scalar::<VarLenUnicode>()?
+        .as_str()
+        .to_owned())
 }
 
 fn attr_text_or(f: &File, name: &str, default: &str) -> String {
@@ -59,30 +62,50 @@ fn attr_text_or(f: &File, name: &str, default: &str) -> String {
 impl StoreReader {
     /// Opens and validates a packed file.
     pub fn open(path: &Path) -> Result<StoreReader, Error> {
-        let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+        let io = |e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
         let raw = std::fs::File::open(path).map_err(io)?;
         let file_len = raw.metadata().map_err(io)?.len();
-        let bad = |reason: String| Error::Format { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
         let h5 = File::open(path).map_err(|e| bad(format!("not an HDF5 file ({e})")))?;
         match attr_text(&h5, "format") {
             Ok(f) if f == FORMAT => {}
-            _ => return Err(bad("not a stokehold file (no format = \"stokehold\" attribute)".into())),
+            _ => {
+                return Err(bad(
+                    "not a stokehold file (no format = \"stokehold\" attribute)".into(),
+                ))
+            }
         }
-        let format_version = h5.attr("format_version").and_then(|a| a.read_scalar::<u32>()).at(path)?;
+        let format_version = h5
+            .attr("format_version")
+            .and_then(|a| a.read_scalar::<u32>())
+            .at(path)?;
         if format_version > FORMAT_VERSION {
             return Err(bad(format!(
                 "format version {format_version} is newer than this stokehold reads ({FORMAT_VERSION})"
             )));
         }
-        let num_samples = h5.attr("num_samples").and_then(|a| a.read_scalar::<i64>()).at(path)? as usize;
+        let num_samples = h5
+            .attr("num_samples")
+            .and_then(|a| a.read_scalar::<i64>())
+            .at(path)? as usize;
         let shape: Vec<i64> = h5.attr("image_shape").and_then(|a| a.read_raw()).at(path)?;
         let image_shape: [usize; 3] = match shape[..] {
-            [h, w, c] if h > 0 && w > 0 && (c == 1 || c == 3) => [h as usize, w as usize, c as usize],
+            [h, w, c] if h > 0 && w > 0 && (c == 1 || c == 3) => {
+                [h as usize, w as usize, c as usize]
+            }
             _ => return Err(bad(format!("image_shape {shape:?} is not (H, W, 1 or 3)"))),
         };
         let storage = match attr_text(&h5, "storage").at(path)?.as_str() {
             "raw" => Storage::Raw,
-            "encoded" => Storage::Encoded { codec: attr_text(&h5, "codec").at(path)? },
+            "encoded" => Storage::Encoded {
+                codec: attr_text(&h5, "codec").at(path)?,
+            },
             other => return Err(bad(format!("unknown storage {other:?}"))),
         };
         let classes: Vec<String> = h5
@@ -97,12 +120,22 @@ impl StoreReader {
             std: h5.attr("std").and_then(|a| a.read_raw()).at(path)?,
             resize: attr_text_or(&h5, "resize", "stretch"),
             filter: attr_text_or(&h5, "filter", "bilinear"),
-            fill: h5.attr("fill").and_then(|a| a.read_scalar::<i64>()).unwrap_or(0) as u8,
-            quality: h5.attr("quality").and_then(|a| a.read_scalar::<i64>()).ok().map(|q| q as u8),
+            fill: h5
+                .attr("fill")
+                .and_then(|a| a.read_scalar::<i64>())
+                .unwrap_or(0) as u8,
+            quality: h5
+                .attr("quality")
+                .and_then(|a| a.read_scalar::<i64>())
+                .ok()
+                .map(|q| q as u8),
             source: attr_text_or(&h5, "source", ""),
             classes,
         };
-        let class_counts: Vec<i64> = h5.attr("class_counts").and_then(|a| a.read_raw()).unwrap_or_default();
+        let class_counts: Vec<i64> = h5
+            .attr("class_counts")
+            .and_then(|a| a.read_raw())
+            .unwrap_or_default();
         let created_by = attr_text_or(&h5, "created_by", "");
 
         let read_i64 = |name: &str| h5.dataset(name).and_then(|d| d.read_raw::<i64>()).at(path);
@@ -110,7 +143,10 @@ impl StoreReader {
         let box_labels = read_i64(BOX_LABELS)?;
         let box_offsets = read_i64(BOX_OFFSETS)?;
         let flat: Vec<f32> = h5.dataset(BOXES).and_then(|d| d.read_raw()).at(path)?;
-        let boxes: Vec<[f32; 4]> = flat.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let boxes: Vec<[f32; 4]> = flat
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         if labels.len() != num_samples || box_offsets.len() != num_samples + 1 {
             return Err(bad(format!(
                 "{num_samples} samples, but {} labels and {} box offsets",
@@ -134,7 +170,10 @@ impl StoreReader {
                 let ds = h5.dataset(IMAGES).at(path)?;
                 let expected = [num_samples, image_shape[0], image_shape[1], image_shape[2]];
                 if ds.shape() != expected {
-                    return Err(bad(format!("/images has shape {:?}, expected {expected:?}", ds.shape())));
+                    return Err(bad(format!(
+                        "/images has shape {:?}, expected {expected:?}",
+                        ds.shape()
+                    )));
                 }
                 if ds.dtype().map(|t| t.size()).ok() != Some(1) || ds.is_chunked() {
                     return Err(bad("/images is not a contiguous uint8 array".into()));
@@ -154,7 +193,10 @@ impl StoreReader {
             Storage::Encoded { .. } => {
                 let ds = h5.dataset(ENCODED).at(path)?;
                 if ds.shape() != [num_samples] {
-                    return Err(bad(format!("/encoded has shape {:?}, expected [{num_samples}]", ds.shape())));
+                    return Err(bad(format!(
+                        "/encoded has shape {:?}, expected [{num_samples}]",
+                        ds.shape()
+                    )));
                 }
                 encoded = Some(ds);
             }
@@ -210,7 +252,10 @@ impl StoreReader {
 
     fn check(&self, index: usize) -> Result<(), Error> {
         if index >= self.info.num_samples {
-            return Err(Error::OutOfRange { index, len: self.info.num_samples });
+            return Err(Error::OutOfRange {
+                index,
+                len: self.info.num_samples,
+            });
         }
         Ok(())
     }
@@ -220,18 +265,28 @@ impl StoreReader {
     pub fn read_raw(&self, index: usize, out: &mut [u8]) -> Result<(), Error> {
         self.check(index)?;
         if self.info.storage != Storage::Raw {
-            return Err(Error::Format { path: self.path.clone(), reason: "the file holds encoded images, not raw".into() });
+            return Err(Error::Format {
+                path: self.path.clone(),
+                reason: "the file holds encoded images, not raw".into(),
+            });
         }
         if out.len() != self.sample_bytes {
             return Err(Error::BadSample {
                 index,
-                reason: format!("buffer of {} bytes, a sample has {}", out.len(), self.sample_bytes),
+                reason: format!(
+                    "buffer of {} bytes, a sample has {}",
+                    out.len(),
+                    self.sample_bytes
+                ),
             });
         }
         let offset = self.images_offset + (index * self.sample_bytes) as u64;
         self.raw.read_exact_at(out, offset).map_err(|e| Error::Io {
             path: self.path.clone(),
-            source: std::io::Error::new(e.kind(), format!("reading sample {index} at byte offset {offset}: {e}")),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("reading sample {index} at byte offset {offset}: {e}"),
+            ),
         })
     }
 
@@ -243,7 +298,9 @@ impl StoreReader {
             path: self.path.clone(),
             reason: "the file holds raw images, not encoded".into(),
         })?;
-        let one = ds.read_slice_1d::<VarLenArray<u8>, _>(s![index..index + 1]).at(&self.path)?;
+        let one = ds
+            .read_slice_1d::<VarLenArray<u8>, _>(s![index..index + 1])
+            .at(&self.path)?;
         Ok(one[0].as_slice().to_vec())
     }
 
@@ -259,7 +316,10 @@ impl StoreReader {
 
     /// Boxes (stored-image pixels) and their labels of sample `index`.
     pub fn boxes(&self, index: usize) -> (&[[f32; 4]], &[i64]) {
-        let (a, b) = (self.box_offsets[index] as usize, self.box_offsets[index + 1] as usize);
+        let (a, b) = (
+            self.box_offsets[index] as usize,
+            self.box_offsets[index + 1] as usize,
+        );
         (&self.boxes[a..b], &self.box_labels[a..b])
     }
 
@@ -272,7 +332,9 @@ impl StoreReader {
     pub fn source_path(&self, index: usize) -> Result<String, Error> {
         self.check(index)?;
         let ds = self.h5.dataset(PATHS).at(&self.path)?;
-        let one = ds.read_slice_1d::<VarLenUnicode, _>(s![index..index + 1]).at(&self.path)?;
+        let one = ds
+            .read_slice_1d::<VarLenUnicode, _>(s![index..index + 1])
+            .at(&self.path)?;
         Ok(one[0].as_str().to_owned())
     }
 }

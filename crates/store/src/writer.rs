@@ -69,7 +69,10 @@ pub struct StoreWriter {
 
 impl std::fmt::Debug for StoreWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreWriter").field("tmp", &self.tmp).field("written", &self.written).finish()
+        f.debug_struct("StoreWriter")
+            .field("tmp", &self.tmp)
+            .field("written", &self.written)
+            .finish()
     }
 }
 
@@ -78,11 +81,19 @@ fn temp_beside(dir: &Path) -> Result<TempPath, Error> {
         .prefix(".stokehold-")
         .suffix(".h5.tmp")
         .tempfile_in(dir)
-        .map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+        .map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
     Ok(tmp.into_temp_path())
 }
 
-fn create_data(file: &File, path: &Path, config: &WriterConfig, rows: usize) -> Result<Dataset, Error> {
+fn create_data(
+    file: &File,
+    path: &Path,
+    config: &WriterConfig,
+    rows: usize,
+) -> Result<Dataset, Error> {
     let [h, w, c] = config.image_shape;
     match config.storage {
         // Contiguous and allocated at creation: the reader finds sample i at
@@ -153,12 +164,21 @@ impl StoreWriter {
         match self.config.storage {
             Storage::Raw => {
                 if index >= self.config.capacity {
-                    return Err(bad(format!("more samples than the capacity of {}", self.config.capacity)));
+                    return Err(bad(format!(
+                        "more samples than the capacity of {}",
+                        self.config.capacity
+                    )));
                 }
                 let [h, w, c] = self.config.image_shape;
-                let view = ArrayView3::from_shape((h, w, c), sample.data)
-                    .map_err(|_| bad(format!("{} bytes of pixels, expected {h}×{w}×{c}", sample.data.len())))?;
-                self.data.write_slice(view, s![index, .., .., ..]).at(&self.tmp)?;
+                let view = ArrayView3::from_shape((h, w, c), sample.data).map_err(|_| {
+                    bad(format!(
+                        "{} bytes of pixels, expected {h}×{w}×{c}",
+                        sample.data.len()
+                    ))
+                })?;
+                self.data
+                    .write_slice(view, s![index, .., .., ..])
+                    .at(&self.tmp)?;
             }
             Storage::Encoded { .. } => {
                 self.pending.push(VarLenArray::from_slice(sample.data));
@@ -167,12 +187,14 @@ impl StoreWriter {
                 }
             }
         }
-        let path = VarLenUnicode::from_str(sample.path).map_err(|e| bad(format!("path {:?}: {e}", sample.path)))?;
+        let path = VarLenUnicode::from_str(sample.path)
+            .map_err(|e| bad(format!("path {:?}: {e}", sample.path)))?;
         self.labels.push(sample.label.map_or(-1, i64::from));
         for b in sample.boxes {
             self.boxes.extend_from_slice(b);
         }
-        self.box_labels.extend(sample.box_labels.iter().map(|&l| i64::from(l)));
+        self.box_labels
+            .extend(sample.box_labels.iter().map(|&l| i64::from(l)));
         self.box_offsets.push(self.box_labels.len() as i64);
         self.paths.push(path);
         self.orig_sizes.extend(sample.orig_size.map(i64::from));
@@ -188,7 +210,9 @@ impl StoreWriter {
         let start = self.data.shape()[0];
         let end = start + self.pending.len();
         self.data.resize(end).at(&self.tmp)?;
-        self.data.write_slice(ArrayView1::from(&self.pending[..]), s![start..end]).at(&self.tmp)?;
+        self.data
+            .write_slice(ArrayView1::from(&self.pending[..]), s![start..end])
+            .at(&self.tmp)?;
         self.pending.clear();
         Ok(())
     }
@@ -203,10 +227,17 @@ impl StoreWriter {
         }
         let path = self.tmp.to_path_buf();
         self.write_metadata(attrs).at(&path)?;
-        let StoreWriter { file, data, tmp, .. } = self;
+        let StoreWriter {
+            file, data, tmp, ..
+        } = self;
         drop(data);
         file.close().at(&path)?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
         Ok(tmp)
     }
 
@@ -219,8 +250,12 @@ impl StoreWriter {
         let mut start = 0;
         while start < self.written {
             let end = (start + COMPACT_ROWS).min(self.written);
-            let rows: ndarray::Array4<u8> = self.data.read_slice(s![start..end, .., .., ..]).at(&self.tmp)?;
-            data.write_slice(&rows, s![start..end, .., .., ..]).at(&tmp)?;
+            let rows: ndarray::Array4<u8> = self
+                .data
+                .read_slice(s![start..end, .., .., ..])
+                .at(&self.tmp)?;
+            data.write_slice(&rows, s![start..end, .., .., ..])
+                .at(&tmp)?;
             start = end;
         }
         let old_file = std::mem::replace(&mut self.file, file);
@@ -236,15 +271,28 @@ impl StoreWriter {
         let f = &self.file;
         let n = self.written;
         let m = self.box_labels.len();
-        f.new_dataset_builder().with_data(&self.labels).create(LABELS)?;
+        f.new_dataset_builder()
+            .with_data(&self.labels)
+            .create(LABELS)?;
         let boxes = ndarray::ArrayView2::from_shape((m, 4), &self.boxes[..]).expect("4 per box");
         f.new_dataset_builder().with_data(&boxes).create(BOXES)?;
-        f.new_dataset_builder().with_data(&self.box_labels).create(BOX_LABELS)?;
-        f.new_dataset_builder().with_data(&self.box_offsets).create(BOX_OFFSETS)?;
-        f.new_dataset_builder().with_data(&self.paths).create(PATHS)?;
-        let sizes = ndarray::ArrayView2::from_shape((n, 2), &self.orig_sizes[..]).expect("2 per sample");
-        f.new_dataset_builder().with_data(&sizes).create(ORIG_SIZES)?;
-        f.new_dataset_builder().with_data(&self.source_index).create(SOURCE_INDEX)?;
+        f.new_dataset_builder()
+            .with_data(&self.box_labels)
+            .create(BOX_LABELS)?;
+        f.new_dataset_builder()
+            .with_data(&self.box_offsets)
+            .create(BOX_OFFSETS)?;
+        f.new_dataset_builder()
+            .with_data(&self.paths)
+            .create(PATHS)?;
+        let sizes =
+            ndarray::ArrayView2::from_shape((n, 2), &self.orig_sizes[..]).expect("2 per sample");
+        f.new_dataset_builder()
+            .with_data(&sizes)
+            .create(ORIG_SIZES)?;
+        f.new_dataset_builder()
+            .with_data(&self.source_index)
+            .create(SOURCE_INDEX)?;
 
         let text = |name: &str, value: &str| -> hdf5::Result<()> {
             let v = VarLenUnicode::from_str(value).map_err(|e| hdf5::Error::from(e.to_string()))?;
@@ -252,19 +300,29 @@ impl StoreWriter {
         };
         let [h, w, c] = self.config.image_shape;
         text("format", FORMAT)?;
-        f.new_attr::<u32>().create("format_version")?.write_scalar(&FORMAT_VERSION)?;
-        f.new_attr::<i64>().create("num_samples")?.write_scalar(&(n as i64))?;
-        f.new_attr_builder().with_data(&[h as i64, w as i64, c as i64]).create("image_shape")?;
+        f.new_attr::<u32>()
+            .create("format_version")?
+            .write_scalar(&FORMAT_VERSION)?;
+        f.new_attr::<i64>()
+            .create("num_samples")?
+            .write_scalar(&(n as i64))?;
+        f.new_attr_builder()
+            .with_data(&[h as i64, w as i64, c as i64])
+            .create("image_shape")?;
         text("storage", self.config.storage.kind())?;
         if let Storage::Encoded { codec } = &self.config.storage {
             text("codec", codec)?;
         }
         if let Some(q) = attrs.quality {
-            f.new_attr::<i64>().create("quality")?.write_scalar(&i64::from(q))?;
+            f.new_attr::<i64>()
+                .create("quality")?
+                .write_scalar(&i64::from(q))?;
         }
         text("resize", &attrs.resize)?;
         text("filter", &attrs.filter)?;
-        f.new_attr::<i64>().create("fill")?.write_scalar(&i64::from(attrs.fill))?;
+        f.new_attr::<i64>()
+            .create("fill")?
+            .write_scalar(&i64::from(attrs.fill))?;
         f.new_attr_builder().with_data(&attrs.mean).create("mean")?;
         f.new_attr_builder().with_data(&attrs.std).create("std")?;
         let classes: Vec<VarLenUnicode> = attrs
@@ -279,9 +337,14 @@ impl StoreWriter {
                 counts[l as usize] += 1;
             }
         }
-        f.new_attr_builder().with_data(&counts).create("class_counts")?;
+        f.new_attr_builder()
+            .with_data(&counts)
+            .create("class_counts")?;
         text("source", &attrs.source)?;
-        text("created_by", concat!("stokehold ", env!("CARGO_PKG_VERSION")))?;
+        text(
+            "created_by",
+            concat!("stokehold ", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(())
     }
 }
