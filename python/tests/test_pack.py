@@ -283,6 +283,9 @@ def test_existing_output_needs_force(packed: Tuple[Path, stokehold.PackReport], 
     assert out.read_bytes() == b"precious"
     stokehold.pack(shapes / "labels.csv", out, size=16, force=True)
     assert stokehold.inspect(out)["num_samples"] == SHAPES_N
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask, "an ordinary file, not a private temporary one"
 
 
 def test_two_packs_are_identical(shapes: Path, tmp_path: Path) -> None:

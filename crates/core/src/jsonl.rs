@@ -75,6 +75,9 @@ impl Manifest {
         let mut tmp = tempfile::Builder::new()
             .prefix(".stokehold-")
             .suffix(".tmp")
+            // Readable like any file the user creates (0666 less the umask),
+            // not the 0600 of a private temporary file: rename keeps the mode.
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&base)
             .map_err(|e| Error::io(&base, e))?;
         let mut out = BufWriter::new(tmp.as_file_mut());
