@@ -52,9 +52,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m stokehold.datasets $(SHAPES) --n 2000 --seed 0
-	$(VENV)/bin/stokehold index $(SHAPES)/images -o $(SHAPES)/manifest.jsonl --report $(SHAPES)/index-report.json
+	$(VENV)/bin/stokehold index $(SHAPES)/instances.json -o $(SHAPES)/manifest.jsonl --report $(SHAPES)/index-report.json
+	$(VENV)/bin/stokehold index $(SHAPES)/images -o $(SHAPES)/manifest-folder.jsonl
 	$(VENV)/bin/stokehold index $(SHAPES)/labels.csv -o $(SHAPES)/manifest-csv.jsonl
-	$(VENV)/bin/stokehold index $(SHAPES)/instances.json -o $(SHAPES)/manifest-coco.jsonl
 	$(VENV)/bin/stokehold index $(SHAPES)/voc -o $(SHAPES)/manifest-voc.jsonl
 	$(VENV)/bin/stokehold split $(SHAPES)/manifest.jsonl --val 0.1 --seed 0
 	$(PY) examples/index_tour.py $(SHAPES)

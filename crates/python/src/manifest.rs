@@ -31,7 +31,7 @@ impl Box {
     fn __repr__(&self) -> String {
         let (a, b, c, d) = self.bbox;
         format!(
-            "Box(bbox=({a}, {b}, {c}, {d}), class_name={:?})",
+            "Box(bbox=({a:?}, {b:?}, {c:?}, {d:?}), class_name={:?})",
             self.class_name
         )
     }
