@@ -338,3 +338,22 @@ def test_interrupted_pack_leaves_nothing_under_the_final_name(shapes: Path, tmp_
     if sig == signal.SIGINT:
         assert child.returncode == 130
         assert not list(tmp_path.glob(".stokehold-*")), "a clean stop removes its temporary file"
+
+
+def test_disk_full_is_reported_and_the_temporary_file_removed(shapes: Path, tmp_path: Path) -> None:
+    """A file-size limit makes writes fail with EFBIG, as a full disk does with ENOSPC."""
+    import resource
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    out = tmp_path / "full.h5"
+    cmd = [STOKEHOLD, "pack", str(shapes / "images"), "-o", str(out), "--size", "256x256", "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert len(result.stderr.strip().splitlines()) == 1 and last.startswith("error:"), result.stderr
+    assert "File too large" in last, last
+    assert not out.exists()
+    assert not list(tmp_path.glob(".stokehold-*")), "the temporary file is removed"

@@ -16,10 +16,15 @@ use std::time::Instant;
 use stokehold_image::{decode, DecodeOptions, Filter, Geometry, ResizePolicy, Resizer};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     entries.sort();
     for p in entries {
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         if p.is_dir() {
@@ -32,12 +37,20 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().expect("usage: decode_resize_bench DIR [SIZE] [OUT.raw]"));
-    let size: u32 = args.next().map_or(224, |s| s.parse().expect("SIZE is a number"));
+    let dir = PathBuf::from(
+        args.next()
+            .expect("usage: decode_resize_bench DIR [SIZE] [OUT.raw]"),
+    );
+    let size: u32 = args
+        .next()
+        .map_or(224, |s| s.parse().expect("SIZE is a number"));
     let dump = args.next().map(PathBuf::from);
     let mut paths = Vec::new();
     files(&dir, &mut paths);
-    let blobs: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    let blobs: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
     let options = DecodeOptions::default();
     let mut resizer = Resizer::new(Filter::Bilinear);
     let mut out = vec![0u8; (size * size * 3) as usize];
@@ -58,7 +71,11 @@ fn main() {
             }
         }
         let n = blobs.len() as f64;
-        runs.push((1e3 * (t_decode + t_resize) / n, 1e3 * t_decode / n, 1e3 * t_resize / n));
+        runs.push((
+            1e3 * (t_decode + t_resize) / n,
+            1e3 * t_decode / n,
+            1e3 * t_resize / n,
+        ));
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (total, dec, res) = runs[1];

@@ -11,11 +11,22 @@ fn image(dir: &Path, name: &str, w: u32, h: u32, label: u32) -> Sample {
     let path = dir.join(name);
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
     img.save(&path).unwrap();
-    Sample { path, label: Some(label), width: w, height: h, format: ImageFormat::Png, boxes: vec![] }
+    Sample {
+        path,
+        label: Some(label),
+        width: w,
+        height: h,
+        format: ImageFormat::Png,
+        boxes: vec![],
+    }
 }
 
 fn options(size: (u32, u32)) -> PackOptions {
-    PackOptions { size, workers: Some(2), ..PackOptions::default() }
+    PackOptions {
+        size,
+        workers: Some(2),
+        ..PackOptions::default()
+    }
 }
 
 #[test]
@@ -23,7 +34,9 @@ fn identity_size_keeps_pixels_and_boxes_exactly() {
     let d = tempfile::tempdir().unwrap();
     let mut m = Manifest::new(vec!["a".into(), "b".into()]);
     m.samples.push(image(d.path(), "0.png", 16, 8, 1));
-    m.samples[0].boxes.push(BoxAnn::new([1.0, 2.0, 5.0, 6.0], 0));
+    m.samples[0]
+        .boxes
+        .push(BoxAnn::new([1.0, 2.0, 5.0, 6.0], 0));
     m.samples.push(image(d.path(), "1.png", 16, 8, 0));
     let out = d.path().join("o.h5");
     let report = pack(&m, &out, &options((8, 16)), &Control::new()).unwrap();
@@ -45,7 +58,8 @@ fn skipped_samples_are_compacted_out_and_reported() {
     let d = tempfile::tempdir().unwrap();
     let mut m = Manifest::new(vec!["a".into()]);
     for i in 0..6 {
-        m.samples.push(image(d.path(), &format!("{i}.png"), 10, 10, 0));
+        m.samples
+            .push(image(d.path(), &format!("{i}.png"), 10, 10, 0));
     }
     std::fs::write(&m.samples[1].path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     std::fs::remove_file(&m.samples[4].path).unwrap();
@@ -56,7 +70,10 @@ fn skipped_samples_are_compacted_out_and_reported() {
     assert_eq!(kinds, ["not_an_image", "missing_file"]);
     let r = StoreReader::open(&out).unwrap();
     assert_eq!(r.len(), 4);
-    assert_eq!(r.source_path(3).unwrap(), m.samples[5].path.to_string_lossy());
+    assert_eq!(
+        r.source_path(3).unwrap(),
+        m.samples[5].path.to_string_lossy()
+    );
     let leftovers: Vec<_> = std::fs::read_dir(d.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -73,24 +90,43 @@ fn strict_exists_empty_and_cancelled_write_nothing() {
     m.samples.push(image(d.path(), "1.png", 10, 10, 0));
     std::fs::write(&m.samples[1].path, b"junk").unwrap();
     let out = d.path().join("o.h5");
-    let strict = PackOptions { strict: true, ..options((4, 4)) };
-    assert!(matches!(pack(&m, &out, &strict, &Control::new()), Err(Error::Strict { .. })));
+    let strict = PackOptions {
+        strict: true,
+        ..options((4, 4))
+    };
+    assert!(matches!(
+        pack(&m, &out, &strict, &Control::new()),
+        Err(Error::Strict { .. })
+    ));
     assert!(!out.exists());
 
     let control = Control::new();
     control.cancel();
-    assert!(matches!(pack(&m, &out, &options((4, 4)), &control), Err(Error::Cancelled)));
+    assert!(matches!(
+        pack(&m, &out, &options((4, 4)), &control),
+        Err(Error::Cancelled)
+    ));
     assert!(!out.exists());
 
     let mut bad = Manifest::new(vec!["a".into()]);
     bad.samples.push(m.samples[1].clone());
-    assert!(matches!(pack(&bad, &out, &options((4, 4)), &Control::new()), Err(Error::Empty { .. })));
+    assert!(matches!(
+        pack(&bad, &out, &options((4, 4)), &Control::new()),
+        Err(Error::Empty { .. })
+    ));
 
     std::fs::write(&out, b"keep me").unwrap();
-    assert!(matches!(pack(&m, &out, &options((4, 4)), &Control::new()), Err(Error::Exists { .. })));
+    assert!(matches!(
+        pack(&m, &out, &options((4, 4)), &Control::new()),
+        Err(Error::Exists { .. })
+    ));
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
     let leftovers = std::fs::read_dir(d.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".stokehold-")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".stokehold-")
     });
     assert_eq!(leftovers.count(), 0);
 }
@@ -101,7 +137,10 @@ fn encoded_png_round_trips_exactly() {
     let mut m = Manifest::new(vec!["a".into()]);
     m.samples.push(image(d.path(), "0.png", 12, 6, 0));
     let out = d.path().join("o.h5");
-    let opts = PackOptions { storage: StorageOption::Png, ..options((6, 12)) };
+    let opts = PackOptions {
+        storage: StorageOption::Png,
+        ..options((6, 12))
+    };
     pack(&m, &out, &opts, &Control::new()).unwrap();
     let r = StoreReader::open(&out).unwrap();
     let bytes = r.read_encoded(0).unwrap();

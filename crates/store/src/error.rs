@@ -55,9 +55,14 @@ pub(crate) trait Hdf5Context<T> {
 
 impl<T> Hdf5Context<T> for hdf5::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T, Error> {
+        // libhdf5's messages carry a newline inside a timestamp; keep one line.
         self.map_err(|e| Error::Hdf5 {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         })
     }
 }

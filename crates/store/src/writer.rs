@@ -81,9 +81,9 @@ fn temp_beside(dir: &Path) -> Result<TempPath, Error> {
         .prefix(".stokehold-")
         .suffix(".h5.tmp")
         // Readable like any file the user creates (0666 less the umask),
-            // not the 0600 of a private temporary file: rename keeps the mode.
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
+        // not the 0600 of a private temporary file: rename keeps the mode.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
         .map_err(|e| Error::Io {
             path: dir.to_path_buf(),
             source: e,

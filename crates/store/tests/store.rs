@@ -2,10 +2,16 @@
 
 use std::path::Path;
 
-use stokehold_store::{Attrs, Error, PackedSample, Storage, StoreReader, StoreWriter, WriterConfig};
+use stokehold_store::{
+    Attrs, Error, PackedSample, Storage, StoreReader, StoreWriter, WriterConfig,
+};
 
 fn write(dest: &Path, n: usize) {
-    let config = WriterConfig { image_shape: [4, 4, 3], storage: Storage::Raw, capacity: n };
+    let config = WriterConfig {
+        image_shape: [4, 4, 3],
+        storage: Storage::Raw,
+        capacity: n,
+    };
     let mut w = StoreWriter::create(dest, config).unwrap();
     for i in 0..n {
         let data = vec![i as u8; 48];
@@ -21,7 +27,12 @@ fn write(dest: &Path, n: usize) {
         })
         .unwrap();
     }
-    let attrs = Attrs { classes: vec!["a".into()], mean: vec![0.0; 3], std: vec![0.0; 3], ..Attrs::default() };
+    let attrs = Attrs {
+        classes: vec!["a".into()],
+        mean: vec![0.0; 3],
+        std: vec![0.0; 3],
+        ..Attrs::default()
+    };
     w.finish(&attrs).unwrap().persist(dest).unwrap();
 }
 
@@ -43,7 +54,10 @@ fn reads_every_sample_from_many_threads() {
             });
         }
     });
-    assert!(matches!(r.read_raw(50, &mut [0; 48]), Err(Error::OutOfRange { index: 50, len: 50 })));
+    assert!(matches!(
+        r.read_raw(50, &mut [0; 48]),
+        Err(Error::OutOfRange { index: 50, len: 50 })
+    ));
     assert_eq!(r.num_boxes(), 50);
 }
 

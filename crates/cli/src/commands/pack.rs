@@ -77,7 +77,7 @@ pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
     let (h, w) = args.size;
     writeln!(
         std::io::stdout(),
-        "{}: {} samples, {h}x{w}x{} {}, {}; skipped {skipped}; {:.0} images/s on {} threads; mean {} std {}",
+        "{}: {} samples, {h}x{w}x{} {}, {}; skipped {skipped}; {:.0} images/s on {} thread(s); mean {} std {}",
         args.output.display(),
         report.num_samples,
         args.channels,
