@@ -8,6 +8,8 @@
 //!   [`ResizePolicy`] (`stretch`, `letterbox`, `crop`); boxes go through the
 //!   same transform ([`Geometry::map_box`]). Pack and the loader share it.
 //! - [`Resizer`]: antialiased resampling into a [`Geometry`]'s output.
+//! - [`prepare`]: decode + resize in one call, as pack and the
+//!   just-in-time loader both do.
 //! - [`encode`]: JPEG or PNG for encoded storage.
 //! - [`draw`]: rectangles and text for previews.
 //!
@@ -28,11 +30,13 @@ mod decode;
 pub mod draw;
 mod encode;
 mod geometry;
+mod prepare;
 mod resize;
 
 pub use decode::{decode, DecodeOptions};
 pub use encode::{encode, Codec};
 pub use geometry::{Geometry, ResizePolicy};
+pub use prepare::{prepare, resize_with_thread_resizer, Prepare, Prepared};
 pub use resize::{Filter, Resizer};
 
 /// An 8-bit image in row-major, channel-interleaved order.

@@ -1,6 +1,5 @@
 //! The pack pipeline: parallel decode/resize, ordered write.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -8,7 +7,7 @@ use std::time::Instant;
 
 use stokehold_core::{default_threads, Control, Finding, FindingKind, Manifest, Sample};
 use stokehold_image::{
-    decode, encode, Codec, DecodeOptions, Filter, Geometry, Pixels, ResizePolicy, Resizer,
+    encode, prepare, Codec, DecodeOptions, Filter, Pixels, Prepare, ResizePolicy,
 };
 use stokehold_store::{Attrs, PackedSample, Storage, StoreWriter, WriterConfig};
 
@@ -51,6 +50,24 @@ pub struct PackOptions {
     pub force: bool,
     /// Refuse images with more pixels (decompression-bomb guard).
     pub max_pixels: u64,
+}
+
+impl PackOptions {
+    /// The decode + resize these options ask for; the just-in-time loader
+    /// uses the same to produce the same pixels.
+    pub fn prepare(&self) -> Prepare {
+        Prepare {
+            decode: DecodeOptions {
+                channels: self.channels,
+                background: self.background,
+                max_pixels: self.max_pixels,
+            },
+            size: self.size,
+            resize: self.resize,
+            filter: self.filter,
+            fill: self.fill,
+        }
+    }
 }
 
 impl Default for PackOptions {
@@ -107,11 +124,6 @@ struct Packed {
     findings: Vec<Finding>,
 }
 
-thread_local! {
-    // One resampler per worker thread: its scratch buffers are reused.
-    static RESIZER: RefCell<Option<(Filter, Resizer)>> = const { RefCell::new(None) };
-}
-
 fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
     let path = &sample.path;
     let skip = |kind, msg: String| Finding::skip(kind, path, msg);
@@ -121,29 +133,13 @@ fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
         }
         _ => skip(FindingKind::Unreadable, format!("cannot read: {e}")),
     })?;
-    let decode_options = DecodeOptions {
-        channels: options.channels,
-        background: options.background,
-        max_pixels: options.max_pixels,
-    };
-    let pixels = decode(&bytes, &decode_options).map_err(|e| match e {
+    let prepared = prepare(&bytes, &options.prepare()).map_err(|e| match e {
         stokehold_image::Error::TooLarge { .. } => skip(FindingKind::TooLarge, e.to_string()),
         _ => skip(FindingKind::NotAnImage, e.to_string()),
     })?;
+    let geometry = prepared.geometry;
     let (h, w) = options.size;
-    let geometry = Geometry::new(options.resize, pixels.width, pixels.height, w, h);
-    let mut out = vec![0u8; h as usize * w as usize * options.channels as usize];
-    RESIZER
-        .with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if !matches!(&*slot, Some((f, _)) if *f == options.filter) {
-                *slot = Some((options.filter, Resizer::new(options.filter)));
-            }
-            let (_, resizer) = slot.as_mut().expect("set above");
-            resizer.resize(&pixels, &geometry, options.fill, &mut out)
-        })
-        .map_err(|e| skip(FindingKind::NotAnImage, e.to_string()))?;
-
+    let out = prepared.pixels.data;
     let mut findings = Vec::new();
     let mut boxes = Vec::with_capacity(sample.boxes.len());
     let mut box_labels = Vec::with_capacity(sample.boxes.len());
@@ -201,7 +197,7 @@ fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
         data,
         boxes,
         box_labels,
-        orig_size: [pixels.height, pixels.width],
+        orig_size: [prepared.source_size.1, prepared.source_size.0],
         sums,
         findings,
     })

@@ -1,0 +1,375 @@
+//! [`Dataset`]: fixed-shape batches from a [`Source`], a [`Sequence`].
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+use crate::plan::{epoch_order, splitmix64, Rng, Shard};
+use crate::source::Source;
+use crate::transform::{normalize, to_chw, Augment};
+use crate::{Error, Sequence};
+
+/// Element type of the images of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dtype {
+    /// float32, normalized with the mean and std (or 0–255 if `normalize` is off).
+    #[default]
+    F32,
+    /// uint8 as stored: normalize on the accelerator.
+    U8,
+}
+
+/// Image layout of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `(B, H, W, C)`: channels last (Keras, JAX).
+    #[default]
+    Nhwc,
+    /// `(B, C, H, W)`: channels first (PyTorch).
+    Nchw,
+}
+
+/// How a [`Dataset`] makes batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetOptions {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Shuffle each epoch (order keyed by `seed` and the epoch).
+    pub shuffle: bool,
+    /// Seed of the order and of the augmentations.
+    pub seed: u64,
+    /// Leave out a last, smaller batch.
+    pub drop_last: bool,
+    /// This process's rank.
+    pub rank: usize,
+    /// Number of ranks reading disjoint shares.
+    pub world_size: usize,
+    /// Pad or drop to give ranks equal shares.
+    pub shard: Shard,
+    /// Image element type.
+    pub dtype: Dtype,
+    /// Image layout.
+    pub layout: Layout,
+    /// For float32: subtract the mean and divide by the std.
+    pub normalize: bool,
+    /// Mean per channel (0–255); default: the source's.
+    pub mean: Option<Vec<f64>>,
+    /// Std per channel (0–255); default: the source's.
+    pub std: Option<Vec<f64>>,
+    /// Random augmentations.
+    pub augment: Augment,
+    /// Also give one-hot labels.
+    pub one_hot: bool,
+    /// Pad boxes to this many per sample (extra boxes are left out); by
+    /// default to the batch's largest count.
+    pub max_boxes: Option<usize>,
+}
+
+impl Default for DatasetOptions {
+    fn default() -> Self {
+        DatasetOptions {
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            drop_last: false,
+            rank: 0,
+            world_size: 1,
+            shard: Shard::Pad,
+            dtype: Dtype::F32,
+            layout: Layout::Nhwc,
+            normalize: true,
+            mean: None,
+            std: None,
+            augment: Augment::default(),
+            one_hot: false,
+            max_boxes: None,
+        }
+    }
+}
+
+/// The pixels of a batch, in one contiguous buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Images {
+    /// float32 pixels.
+    F32(Vec<f32>),
+    /// uint8 pixels.
+    U8(Vec<u8>),
+}
+
+/// One batch. Every array is contiguous and row-major; boxes are padded
+/// with -1 to `max_boxes` per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The epoch it belongs to.
+    pub epoch: u64,
+    /// Its index in the epoch.
+    pub index: usize,
+    /// `(B, H, W, C)` or `(B, C, H, W)` pixels.
+    pub images: Images,
+    /// The shape of `images`.
+    pub shape: [usize; 4],
+    /// `(B,)` class indices (-1: none).
+    pub labels: Vec<i64>,
+    /// `(B, classes)` one-hot labels, when asked for.
+    pub one_hot: Option<Vec<f32>>,
+    /// `(B, max_boxes, 4)` boxes in image pixels, -1 padded.
+    pub boxes: Vec<f32>,
+    /// `(B, max_boxes)` box classes, -1 padded.
+    pub box_labels: Vec<i64>,
+    /// `(B,)` boxes per sample.
+    pub box_counts: Vec<i64>,
+    /// Boxes per sample after padding.
+    pub max_boxes: usize,
+    /// `(B,)` index of each sample in the source.
+    pub sample_indices: Vec<i64>,
+}
+
+/// Fixed-shape batches from a [`Source`]: the [`Sequence`] the Python
+/// `Dataset` and the benchmarks run.
+pub struct Dataset<S: Source> {
+    source: S,
+    options: DatasetOptions,
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+    /// The last epoch orders computed: (epoch, order). Two, so that the
+    /// generator's epoch boundary never recomputes.
+    orders: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
+}
+
+impl<S: Source> std::fmt::Debug for Dataset<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("options", &self.options)
+            .field("len", &self.source.len())
+            .finish()
+    }
+}
+
+thread_local! {
+    // Per worker: the sample being built and the augmentation scratch.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl<S: Source> Dataset<S> {
+    /// Checks the options against the source.
+    pub fn new(source: S, options: DatasetOptions) -> Result<Self, Error> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if options.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if options.world_size == 0 || options.rank >= options.world_size {
+            return bad(format!(
+                "rank {} must be below world_size {}",
+                options.rank, options.world_size
+            ));
+        }
+        let c = source.image_shape()[2];
+        let (mut scale, mut bias) = (vec![1.0f32; c], vec![0.0f32; c]);
+        if options.dtype == Dtype::F32 && options.normalize {
+            let stats = source.stats();
+            let mean = options
+                .mean
+                .clone()
+                .or_else(|| stats.as_ref().map(|s| s.0.clone()));
+            let std = options
+                .std
+                .clone()
+                .or_else(|| stats.as_ref().map(|s| s.1.clone()));
+            let (Some(mean), Some(std)) = (mean, std) else {
+                return bad("normalize needs a mean and std: the source has none, so pass them (or normalize=False)".into());
+            };
+            if mean.len() != c || std.len() != c {
+                return bad(format!(
+                    "mean and std need {c} values each, got {} and {}",
+                    mean.len(),
+                    std.len()
+                ));
+            }
+            for k in 0..c {
+                let s = if std[k] > 0.0 { std[k] } else { 1.0 };
+                scale[k] = (1.0 / s) as f32;
+                bias[k] = (-mean[k] / s) as f32;
+            }
+        }
+        Ok(Dataset {
+            source,
+            options,
+            scale,
+            bias,
+            orders: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The options.
+    pub fn options(&self) -> &DatasetOptions {
+        &self.options
+    }
+
+    /// Samples in this rank's share of an epoch.
+    pub fn samples_per_epoch(&self) -> usize {
+        let (n, ws) = (self.source.len(), self.options.world_size);
+        match self.options.shard {
+            _ if ws == 1 => n,
+            Shard::Pad => n.div_ceil(ws),
+            Shard::Drop => n / ws,
+        }
+    }
+
+    /// The sample indices of `epoch` for this rank, in delivery order.
+    pub fn order(&self, epoch: u64) -> Arc<Vec<usize>> {
+        let mut cache = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, order)) = cache.iter().find(|(e, _)| *e == epoch) {
+            return Arc::clone(order);
+        }
+        let o = &self.options;
+        let order = Arc::new(epoch_order(
+            self.source.len(),
+            o.shuffle,
+            o.seed,
+            epoch,
+            o.rank,
+            o.world_size,
+            o.shard,
+        ));
+        if cache.len() >= 2 {
+            cache.remove(0);
+        }
+        cache.push((epoch, Arc::clone(&order)));
+        order
+    }
+
+    fn build(&self, epoch: u64, index: usize) -> Result<Batch, Error> {
+        let order = self.order(epoch);
+        let bs = self.options.batch_size;
+        let indices = &order[index * bs..((index + 1) * bs).min(order.len())];
+        let b = indices.len();
+        let [h, w, c] = self.source.image_shape();
+        let per = h * w * c;
+        let chw = self.options.layout == Layout::Nchw;
+        let mut images = match self.options.dtype {
+            Dtype::F32 => Images::F32(vec![0.0; b * per]),
+            Dtype::U8 => Images::U8(vec![0; b * per]),
+        };
+        let mut labels = Vec::with_capacity(b);
+        let mut all_boxes = Vec::with_capacity(b);
+        SCRATCH.with(|cell| -> Result<(), Error> {
+            let (pixels, scratch) = &mut *cell.borrow_mut();
+            pixels.resize(per, 0);
+            for (slot, &sample) in indices.iter().enumerate() {
+                let direct =
+                    matches!(images, Images::U8(_)) && !chw && !self.options.augment.is_active();
+                let mut data = match &mut images {
+                    // Raw uint8, channels last, no augmentation: read straight into the batch.
+                    Images::U8(buf) if direct => self
+                        .source
+                        .load(sample, &mut buf[slot * per..(slot + 1) * per])?,
+                    _ => self.source.load(sample, pixels)?,
+                };
+                if self.options.augment.is_active() {
+                    let mut rng = Rng::keyed(&[self.options.seed, epoch, sample as u64]);
+                    let target: &mut [u8] = pixels;
+                    self.options.augment.apply(
+                        &mut rng,
+                        target,
+                        scratch,
+                        [h, w, c],
+                        &mut data.boxes,
+                        &mut data.box_labels,
+                    );
+                }
+                match &mut images {
+                    Images::F32(buf) => normalize(
+                        pixels,
+                        &mut buf[slot * per..(slot + 1) * per],
+                        c,
+                        &self.scale,
+                        &self.bias,
+                        chw,
+                    ),
+                    Images::U8(buf) if chw => {
+                        to_chw(pixels, &mut buf[slot * per..(slot + 1) * per], c)
+                    }
+                    Images::U8(buf) if !direct => {
+                        buf[slot * per..(slot + 1) * per].copy_from_slice(pixels)
+                    }
+                    Images::U8(_) => {}
+                }
+                labels.push(data.label);
+                all_boxes.push((data.boxes, data.box_labels));
+            }
+            Ok(())
+        })?;
+        let max_boxes = self
+            .options
+            .max_boxes
+            .unwrap_or_else(|| all_boxes.iter().map(|(b, _)| b.len()).max().unwrap_or(0));
+        let mut boxes = vec![-1.0f32; b * max_boxes * 4];
+        let mut box_labels = vec![-1i64; b * max_boxes];
+        let mut box_counts = Vec::with_capacity(b);
+        for (i, (bx, bl)) in all_boxes.iter().enumerate() {
+            let k = bx.len().min(max_boxes);
+            for j in 0..k {
+                boxes[(i * max_boxes + j) * 4..(i * max_boxes + j + 1) * 4].copy_from_slice(&bx[j]);
+                box_labels[i * max_boxes + j] = bl[j];
+            }
+            box_counts.push(k as i64);
+        }
+        let one_hot = self.options.one_hot.then(|| {
+            let k = self.source.classes().len();
+            let mut v = vec![0.0f32; b * k];
+            for (i, &l) in labels.iter().enumerate() {
+                if l >= 0 && (l as usize) < k {
+                    v[i * k + l as usize] = 1.0;
+                }
+            }
+            v
+        });
+        let shape = if chw { [b, c, h, w] } else { [b, h, w, c] };
+        Ok(Batch {
+            epoch,
+            index,
+            images,
+            shape,
+            labels,
+            one_hot,
+            boxes,
+            box_labels,
+            box_counts,
+            max_boxes,
+            sample_indices: indices.iter().map(|&i| i as i64).collect(),
+        })
+    }
+}
+
+impl<S: Source + 'static> Sequence for Dataset<S> {
+    type Batch = Batch;
+
+    fn len(&self) -> usize {
+        let n = self.samples_per_epoch();
+        let bs = self.options.batch_size;
+        if self.options.drop_last {
+            n / bs
+        } else {
+            n.div_ceil(bs)
+        }
+    }
+
+    fn batch(&self, epoch: u64, index: usize) -> Result<Batch, Error> {
+        let len = Sequence::len(self);
+        if index >= len {
+            return Err(Error::OutOfRange { index, len });
+        }
+        self.build(epoch, index)
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let text = format!("{:?}", self.options);
+        text.bytes().fold(self.source.fingerprint(), |acc, b| {
+            splitmix64(acc ^ u64::from(b))
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! The ordered parallel enqueuer: one persistent worker pool per loader,
+//! a bounded window of batches ahead of the consumer.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Sequence};
+
+/// Delivery order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Strictly in batch-index order.
+    #[default]
+    Ordered,
+    /// As batches complete (still every batch exactly once).
+    Completion,
+}
+
+/// How a [`Loader`] runs its sequence.
+#[derive(Debug, Clone)]
+pub struct LoaderOptions {
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Most batches in flight or buffered at once: memory stays under
+    /// `prefetch × batch bytes` plus a constant.
+    pub prefetch: usize,
+    /// Delivery order.
+    pub order: Order,
+    /// The epoch to start at.
+    pub epoch: u64,
+}
+
+impl Default for LoaderOptions {
+    fn default() -> Self {
+        let workers = stokehold_core::default_threads();
+        LoaderOptions {
+            workers,
+            prefetch: 2 * workers,
+            order: Order::Ordered,
+            epoch: 0,
+        }
+    }
+}
+
+/// Where a loader is: restore it to resume the exact sequence of batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoaderState {
+    /// The epoch in progress (or about to start).
+    pub epoch: u64,
+    /// The next batch the consumer will receive in that epoch.
+    pub next_batch: usize,
+    /// The sequence's fingerprint (its options and data).
+    pub fingerprint: u64,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker threads: created once, fed jobs through one queue.
+struct Pool {
+    jobs: Option<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(workers: usize) -> Result<Pool, Error> {
+        let (tx, rx) = channel::<Job>();
+        // The queue's receiving end is shared: a worker holds the lock only
+        // while taking one job, never while running it.
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let rx = Arc::clone(&rx);
+            let handle = std::thread::Builder::new()
+                .name(format!("stokehold-ld-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // the loader is gone
+                    }
+                })
+                .map_err(|e| Error::InvalidArgument(format!("cannot start worker thread: {e}")))?;
+            threads.push(handle);
+        }
+        Ok(Pool {
+            jobs: Some(tx),
+            threads,
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), Error> {
+        self.jobs
+            .as_ref()
+            .ok_or(Error::Closed)?
+            .send(job)
+            .map_err(|_| Error::Closed)
+    }
+
+    fn shutdown(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+type Outcome<B> = (usize, Result<B, Error>);
+
+/// Runs a [`Sequence`] on a persistent pool of workers. See the crate docs.
+pub struct Loader<S: Sequence> {
+    seq: Arc<S>,
+    options: LoaderOptions,
+    pool: Pool,
+    epoch: u64,
+    next_batch: usize,
+}
+
+impl<S: Sequence> std::fmt::Debug for Loader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("options", &self.options)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl<S: Sequence> Loader<S> {
+    /// Starts the worker pool.
+    pub fn new(seq: Arc<S>, options: LoaderOptions) -> Result<Self, Error> {
+        if options.workers == 0 {
+            return Err(Error::InvalidArgument("workers must be at least 1".into()));
+        }
+        if options.prefetch == 0 {
+            return Err(Error::InvalidArgument("prefetch must be at least 1".into()));
+        }
+        let pool = Pool::new(options.workers)?;
+        Ok(Loader {
+            epoch: options.epoch,
+            seq,
+            options,
+            pool,
+            next_batch: 0,
+        })
+    }
+
+    /// The sequence it runs.
+    pub fn sequence(&self) -> &Arc<S> {
+        &self.seq
+    }
+
+    /// Batches per epoch.
+    pub fn len(&self) -> usize {
+        self.seq.len()
+    }
+
+    /// Whether an epoch has no batch.
+    pub fn is_empty(&self) -> bool {
+        self.seq.is_empty()
+    }
+
+    /// The current position.
+    pub fn state(&self) -> LoaderState {
+        LoaderState {
+            epoch: self.epoch,
+            next_batch: self.next_batch,
+            fingerprint: self.seq.fingerprint(),
+        }
+    }
+
+    /// Resumes at `state`: the next batches are exactly those that would
+    /// have followed it.
+    pub fn restore(&mut self, state: LoaderState) -> Result<(), Error> {
+        if state.fingerprint != self.seq.fingerprint() {
+            return Err(Error::InvalidArgument(
+                "the state was saved by a loader with other options or data (fingerprint differs)"
+                    .into(),
+            ));
+        }
+        if state.next_batch > self.seq.len() {
+            return Err(Error::InvalidArgument(format!(
+                "next_batch {} is past the {} batches of an epoch",
+                state.next_batch,
+                self.seq.len()
+            )));
+        }
+        self.epoch = state.epoch;
+        self.next_batch = state.next_batch;
+        Ok(())
+    }
+
+    /// Iterates over the rest of the current epoch. When it has delivered
+    /// the epoch's last batch, the epoch-end hook runs and the loader moves
+    /// to the next epoch. Dropping it early stops the workers' remaining
+    /// work for it and keeps the position for [`Loader::state`].
+    pub fn epoch(&mut self) -> EpochIter<'_, S> {
+        let start = self.next_batch;
+        let run = Run::new(self.epoch, start, self.seq.len());
+        EpochIter { loader: self, run }
+    }
+
+    /// An endless, thread-safe iterator over batches that cycles epochs
+    /// (reshuffling each, running the epoch-end hook between them).
+    pub fn generator(self) -> Generator<S> {
+        Generator {
+            inner: Mutex::new(GenState {
+                loader: self,
+                run: None,
+            }),
+        }
+    }
+
+    /// Stops the workers and joins them.
+    pub fn close(mut self) {
+        self.pool.shutdown();
+    }
+
+    fn finish_epoch(&mut self) {
+        self.seq.on_epoch_end(self.epoch);
+        self.epoch += 1;
+        self.next_batch = 0;
+    }
+}
+
+/// One epoch's dispatch state.
+struct Run<B> {
+    epoch: u64,
+    end: usize,
+    next_dispatch: usize,
+    in_flight: usize,
+    ready: BTreeMap<usize, Result<B, Error>>,
+    cancel: Arc<AtomicBool>,
+    tx: Sender<Outcome<B>>,
+    rx: Receiver<Outcome<B>>,
+}
+
+impl<B: Send + 'static> Run<B> {
+    fn new(epoch: u64, start: usize, end: usize) -> Self {
+        let (tx, rx) = channel();
+        Run {
+            epoch,
+            end,
+            next_dispatch: start,
+            in_flight: 0,
+            ready: BTreeMap::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            tx,
+            rx,
+        }
+    }
+
+    /// Dispatches batches while fewer than `prefetch` are in flight or
+    /// buffered, then returns the next one to deliver.
+    fn next<S: Sequence<Batch = B>>(
+        &mut self,
+        seq: &Arc<S>,
+        pool: &Pool,
+        options: &LoaderOptions,
+        next_deliver: usize,
+    ) -> Option<(usize, Result<B, Error>)> {
+        if next_deliver >= self.end && options.order == Order::Ordered {
+            return None;
+        }
+        while self.next_dispatch < self.end && self.in_flight + self.ready.len() < options.prefetch
+        {
+            let index = self.next_dispatch;
+            let (seq, tx, cancel, epoch) = (
+                Arc::clone(seq),
+                self.tx.clone(),
+                Arc::clone(&self.cancel),
+                self.epoch,
+            );
+            let job: Job = Box::new(move || {
+                if cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    seq.batch(epoch, index)
+                }))
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(Error::Panic {
+                        epoch,
+                        batch: index,
+                        message,
+                    })
+                });
+                let _ = tx.send((index, result));
+            });
+            if pool.submit(job).is_err() {
+                return Some((index, Err(Error::Closed)));
+            }
+            self.next_dispatch += 1;
+            self.in_flight += 1;
+        }
+        match options.order {
+            Order::Ordered => loop {
+                if let Some(result) = self.ready.remove(&next_deliver) {
+                    return Some((next_deliver, result));
+                }
+                let (i, result) = self.rx.recv().ok()?;
+                self.in_flight -= 1;
+                self.ready.insert(i, result);
+            },
+            Order::Completion => {
+                if self.in_flight == 0 {
+                    return None;
+                }
+                let (i, result) = self.rx.recv().ok()?;
+                self.in_flight -= 1;
+                Some((i, result))
+            }
+        }
+    }
+}
+
+impl<B> Drop for Run<B> {
+    fn drop(&mut self) {
+        // Queued jobs of this run return at once; running ones finish their
+        // batch and their result is dropped with the channel.
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The batches of one epoch, from a [`Loader`].
+pub struct EpochIter<'a, S: Sequence> {
+    loader: &'a mut Loader<S>,
+    run: Run<S::Batch>,
+}
+
+impl<S: Sequence> Iterator for EpochIter<'_, S> {
+    type Item = Result<S::Batch, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let loader = &mut *self.loader;
+        if loader.next_batch >= self.run.end {
+            return None;
+        }
+        let (_, result) = self.run.next(
+            &loader.seq,
+            &loader.pool,
+            &loader.options,
+            loader.next_batch,
+        )?;
+        loader.next_batch += 1;
+        if loader.next_batch == self.run.end {
+            loader.finish_epoch();
+            // Mark the run as finished so the `>= end` check above holds.
+            self.run.end = 0;
+        }
+        Some(result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.run.end.saturating_sub(self.loader.next_batch);
+        (left, Some(left))
+    }
+}
+
+struct GenState<S: Sequence> {
+    loader: Loader<S>,
+    run: Option<Run<S::Batch>>,
+}
+
+/// An endless iterator over batches that cycles epochs; `next_batch` may be
+/// called from several threads (one at a time gets each batch).
+pub struct Generator<S: Sequence> {
+    inner: Mutex<GenState<S>>,
+}
+
+impl<S: Sequence> Generator<S> {
+    /// The next batch, starting the next epoch when one ends.
+    pub fn next_batch(&self) -> Result<S::Batch, Error> {
+        let mut guard = self.inner.lock().map_err(|_| Error::Closed)?;
+        let state = &mut *guard;
+        if state.loader.seq.is_empty() {
+            return Err(Error::InvalidArgument("the sequence has no batch".into()));
+        }
+        let loader = &mut state.loader;
+        let run = state
+            .run
+            .get_or_insert_with(|| Run::new(loader.epoch, loader.next_batch, loader.seq.len()));
+        let (_, result) = run
+            .next(
+                &loader.seq,
+                &loader.pool,
+                &loader.options,
+                loader.next_batch,
+            )
+            .ok_or(Error::Closed)?;
+        loader.next_batch += 1;
+        if loader.next_batch == loader.seq.len() {
+            state.run = None;
+            loader.finish_epoch();
+        }
+        result
+    }
+
+    /// The current position.
+    pub fn state(&self) -> Result<LoaderState, Error> {
+        Ok(self.inner.lock().map_err(|_| Error::Closed)?.loader.state())
+    }
+}
+
+impl<S: Sequence> Iterator for Generator<S> {
+    type Item = Result<S::Batch, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_batch())
+    }
+}

@@ -1,0 +1,120 @@
+//! The stokehold loader: the part that keeps the accelerator busy.
+//!
+//! - [`Sequence`]: the contract: a number of batches, batch `i` of epoch
+//!   `e`, and an epoch-end hook. Implement it for your own data, or use
+//!   [`Dataset`], which serves fixed-shape [`Batch`]es from a [`Source`]: a
+//!   packed file ([`PackedSource`]) or a manifest decoded just in time
+//!   ([`JitSource`]).
+//! - [`Loader`]: runs any [`Sequence`] on one persistent pool of worker
+//!   threads, at most `prefetch` batches ahead, delivering in index order
+//!   (or as batches complete), with epoch-end hooks that never race the
+//!   workers, a resumable [`LoaderState`], and an endless [`Generator`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use stokehold_loader::{Error, Loader, LoaderOptions, Sequence};
+//!
+//! struct Squares;
+//! impl Sequence for Squares {
+//!     type Batch = Vec<u64>;
+//!     fn len(&self) -> usize { 4 }
+//!     fn batch(&self, epoch: u64, index: usize) -> Result<Vec<u64>, Error> {
+//!         Ok(vec![epoch, (index * index) as u64])
+//!     }
+//! }
+//!
+//! let mut loader = Loader::new(Arc::new(Squares), LoaderOptions { workers: 2, ..Default::default() }).unwrap();
+//! let epoch0: Vec<_> = loader.epoch().map(|b| b.unwrap()[1]).collect();
+//! assert_eq!(epoch0, [0, 1, 4, 9]);
+//! assert_eq!(loader.state().epoch, 1);
+//! ```
+
+mod dataset;
+mod engine;
+mod plan;
+mod source;
+mod transform;
+
+pub use dataset::{Batch, Dataset, DatasetOptions, Dtype, Images, Layout};
+pub use engine::{EpochIter, Generator, Loader, LoaderOptions, LoaderState, Order};
+pub use plan::{epoch_order, Shard};
+pub use source::{JitSource, PackedSource, SampleData, Source};
+pub use transform::Augment;
+
+/// Errors of the loader. Each names the sample, batch or file concerned.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or decoding one sample failed.
+    #[error("sample {index} ({path}): {reason}")]
+    Sample {
+        /// Sample index in the source.
+        index: usize,
+        /// Its source path (or the packed file).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A worker panicked while building a batch.
+    #[error("batch {batch} of epoch {epoch}: worker panicked: {message}")]
+    Panic {
+        /// Epoch.
+        epoch: u64,
+        /// Batch index.
+        batch: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// A batch index past the end of the epoch.
+    #[error("batch {index} is out of range: the epoch has {len} batches")]
+    OutOfRange {
+        /// Index asked for.
+        index: usize,
+        /// Batches per epoch.
+        len: usize,
+    },
+    /// An option or a restored state does not fit.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Opening a source failed.
+    #[error("{0}")]
+    Open(String),
+    /// The loader was closed.
+    #[error("the loader is closed")]
+    Closed,
+    /// An error of a user's own [`Sequence`].
+    #[error("{0}")]
+    User(String),
+}
+
+/// The contract every data source of the loader fulfils: a fixed number of
+/// batches per epoch, batch `index` of epoch `epoch` on demand from any
+/// thread, and a hook at each epoch's end.
+pub trait Sequence: Send + Sync + 'static {
+    /// What one batch is.
+    type Batch: Send + 'static;
+
+    /// Batches per epoch.
+    fn len(&self) -> usize;
+
+    /// Whether an epoch has no batch.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds batch `index` of epoch `epoch`. Must be a pure function of its
+    /// arguments (and the sequence's own options) for runs to be
+    /// reproducible; called from worker threads, possibly concurrently.
+    fn batch(&self, epoch: u64, index: usize) -> Result<Self::Batch, Error>;
+
+    /// Called after the last batch of `epoch` is delivered and before any
+    /// batch of the next epoch is read.
+    fn on_epoch_end(&self, _epoch: u64) {}
+
+    /// A hash of everything that decides the batches, stored in
+    /// [`LoaderState`] so that a state is only restored into a loader that
+    /// would produce the same sequence.
+    fn fingerprint(&self) -> u64 {
+        self.len() as u64
+    }
+}
