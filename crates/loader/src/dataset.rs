@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
+use crate::buffer::{Buffer, Pool};
 use crate::plan::{epoch_order, splitmix64, Rng, Shard};
 use crate::source::Source;
 use crate::transform::{normalize, to_chw, Augment};
@@ -90,9 +91,9 @@ impl Default for DatasetOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Images {
     /// float32 pixels.
-    F32(Vec<f32>),
+    F32(Buffer<f32>),
     /// uint8 pixels.
-    U8(Vec<u8>),
+    U8(Buffer<u8>),
 }
 
 /// One batch. Every array is contiguous and row-major; boxes are padded
@@ -133,6 +134,8 @@ pub struct Dataset<S: Source> {
     /// The last epoch orders computed: (epoch, order). Two, so that the
     /// generator's epoch boundary never recomputes.
     orders: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
+    f32_pool: Pool<f32>,
+    u8_pool: Pool<u8>,
 }
 
 impl<S: Source> std::fmt::Debug for Dataset<S> {
@@ -196,6 +199,8 @@ impl<S: Source> Dataset<S> {
             scale,
             bias,
             orders: Mutex::new(Vec::new()),
+            f32_pool: Pool::default(),
+            u8_pool: Pool::default(),
         })
     }
 
@@ -251,8 +256,8 @@ impl<S: Source> Dataset<S> {
         let per = h * w * c;
         let chw = self.options.layout == Layout::Nchw;
         let mut images = match self.options.dtype {
-            Dtype::F32 => Images::F32(vec![0.0; b * per]),
-            Dtype::U8 => Images::U8(vec![0; b * per]),
+            Dtype::F32 => Images::F32(self.f32_pool.take(b * per)),
+            Dtype::U8 => Images::U8(self.u8_pool.take(b * per)),
         };
         let mut labels = Vec::with_capacity(b);
         let mut all_boxes = Vec::with_capacity(b);

@@ -29,12 +29,14 @@
 //! assert_eq!(loader.state().epoch, 1);
 //! ```
 
+mod buffer;
 mod dataset;
 mod engine;
 mod plan;
 mod source;
 mod transform;
 
+pub use buffer::Buffer;
 pub use dataset::{Batch, Dataset, DatasetOptions, Dtype, Images, Layout};
 pub use engine::{EpochIter, Generator, Loader, LoaderOptions, LoaderState, Order};
 pub use plan::{epoch_order, Shard};
