@@ -371,6 +371,10 @@ impl<S: Source + 'static> Sequence for Dataset<S> {
         self.build(epoch, index)
     }
 
+    fn seed(&self) -> u64 {
+        self.options.seed
+    }
+
     fn fingerprint(&self) -> u64 {
         let text = format!("{:?}", self.options);
         text.bytes().fold(self.source.fingerprint(), |acc, b| {

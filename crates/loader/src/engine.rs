@@ -54,6 +54,8 @@ pub struct LoaderState {
     pub epoch: u64,
     /// The next batch the consumer will receive in that epoch.
     pub next_batch: usize,
+    /// The seed of the order and augmentations.
+    pub seed: u64,
     /// The sequence's fingerprint (its options and data).
     pub fingerprint: u64,
 }
@@ -177,6 +179,7 @@ impl<S: Sequence> Loader<S> {
         LoaderState {
             epoch: self.epoch,
             next_batch: self.next_batch,
+            seed: self.seq.seed(),
             fingerprint: self.seq.fingerprint(),
         }
     }
@@ -184,7 +187,7 @@ impl<S: Sequence> Loader<S> {
     /// Resumes at `state`: the next batches are exactly those that would
     /// have followed it.
     pub fn restore(&mut self, state: LoaderState) -> Result<(), Error> {
-        if state.fingerprint != self.seq.fingerprint() {
+        if state.fingerprint != self.seq.fingerprint() || state.seed != self.seq.seed() {
             return Err(Error::InvalidArgument(
                 "the state was saved by a loader with other options or data (fingerprint differs)"
                     .into(),

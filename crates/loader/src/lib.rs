@@ -113,6 +113,11 @@ pub trait Sequence: Send + Sync + 'static {
     /// batch of the next epoch is read.
     fn on_epoch_end(&self, _epoch: u64) {}
 
+    /// The seed of the order and augmentations, if the sequence has one.
+    fn seed(&self) -> u64 {
+        0
+    }
+
     /// A hash of everything that decides the batches, stored in
     /// [`LoaderState`] so that a state is only restored into a loader that
     /// would produce the same sequence.
