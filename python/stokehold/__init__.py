@@ -8,6 +8,8 @@
 from ._native import Box, Finding, Sample, __version__
 from .errors import (
     EmptyDatasetError,
+    LoaderClosedError,
+    SampleError,
     InvalidArgumentError,
     InvalidFileError,
     InvalidSourceError,
@@ -20,10 +22,12 @@ from .errors import (
 )
 from .manifest import DEFAULT_MAX_PIXELS, Manifest, index
 from .pack import PackReport, inspect, pack, preview
+from .dataset import Dataset
 
 __all__ = [
     "__version__",
     "index",
+    "Dataset",
     "pack",
     "inspect",
     "preview",
@@ -43,4 +47,6 @@ __all__ = [
     "EmptyDatasetError",
     "InvalidFileError",
     "SampleIndexError",
+    "SampleError",
+    "LoaderClosedError",
 ]

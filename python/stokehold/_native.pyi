@@ -7,7 +7,9 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "Finding",
     "Manifest",
+    "NativeLoader",
     "PackReport",
+    "PixelBuffer",
     "Sample",
     "__version__",
     "cli_main",
@@ -132,3 +134,52 @@ def pack(
 ) -> PackReport: ...
 def inspect(path: str) -> Dict[str, Any]: ...
 def preview(path: str, out: str, n: int = 64, seed: int = 0) -> List[int]: ...
+
+@final
+class PixelBuffer: ...
+
+@final
+class NativeLoader:
+    def __new__(
+        cls,
+        packed: Optional[str],
+        manifest: Optional[Manifest],
+        size: Optional[Tuple[int, int]],
+        resize: str,
+        filter: str,
+        channels: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        rank: int,
+        world_size: int,
+        shard: str,
+        dtype: str,
+        layout: str,
+        normalize: bool,
+        mean: Optional[List[float]],
+        std: Optional[List[float]],
+        hflip: float,
+        random_resized_crop: Optional[Tuple[Tuple[float, float], Tuple[float, float]]],
+        one_hot: bool,
+        max_boxes: Optional[int],
+        workers: Optional[int],
+        prefetch: Optional[int],
+        order: str,
+        epoch: int,
+    ) -> NativeLoader: ...
+    def __len__(self) -> int: ...
+    def samples_per_epoch(self) -> int: ...
+    @property
+    def classes(self) -> List[str]: ...
+    @property
+    def image_shape(self) -> Tuple[int, int, int]: ...
+    @property
+    def stats(self) -> Optional[Tuple[List[float], List[float]]]: ...
+    def next_batch(self) -> Dict[str, Any]: ...
+    def batch(self, epoch: int, index: int) -> Dict[str, Any]: ...
+    def end_epoch(self) -> None: ...
+    def state(self) -> Tuple[int, int, int, int]: ...
+    def restore(self, state: Tuple[int, int, int, int]) -> None: ...
+    def close(self) -> None: ...

@@ -24,6 +24,8 @@ __all__ = [
     "EmptyDatasetError",
     "InvalidFileError",
     "SampleIndexError",
+    "SampleError",
+    "LoaderClosedError",
 ]
 
 
@@ -77,3 +79,11 @@ class InvalidFileError(StokeholdError, ValueError):
 
 class SampleIndexError(StokeholdError, IndexError):
     """A sample index past the end of the data."""
+
+
+class SampleError(StokeholdError, ValueError):
+    """A sample could not be read or decoded while loading; the message names it."""
+
+
+class LoaderClosedError(StokeholdError, RuntimeError):
+    """The dataset's loader was closed."""

@@ -420,6 +420,34 @@ impl<S: Sequence> Generator<S> {
     pub fn state(&self) -> Result<LoaderState, Error> {
         Ok(self.inner.lock().map_err(|_| Error::Closed)?.loader.state())
     }
+
+    /// Ends the current epoch early (its epoch-end hook runs and the next
+    /// batch is the next epoch's first), if any batch of it was delivered;
+    /// right after an epoch ended by itself this does nothing, so a caller
+    /// that signals every epoch end advances the epoch exactly once.
+    pub fn end_epoch(&self) -> Result<(), Error> {
+        let mut guard = self.inner.lock().map_err(|_| Error::Closed)?;
+        if guard.loader.next_batch > 0 {
+            guard.run = None;
+            guard.loader.finish_epoch();
+        }
+        Ok(())
+    }
+
+    /// Resumes at `state` (see [`Loader::restore`]).
+    pub fn restore(&self, state: LoaderState) -> Result<(), Error> {
+        let mut guard = self.inner.lock().map_err(|_| Error::Closed)?;
+        guard.run = None;
+        guard.loader.restore(state)
+    }
+
+    /// Stops and joins the workers; later calls fail with [`Error::Closed`].
+    pub fn close(&self) {
+        if let Ok(mut guard) = self.inner.lock() {
+            guard.run = None;
+            guard.loader.pool.shutdown();
+        }
+    }
 }
 
 impl<S: Sequence> Iterator for Generator<S> {

@@ -25,19 +25,25 @@ where
     let mut interrupt: Option<PyErr> = None;
     let outcome = py.detach(|| {
         std::thread::scope(|s| {
-            let waiter = std::thread::current();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
             let control = &control;
             let handle = s.spawn(move || {
                 let result = job(control);
-                waiter.unpark();
+                // Wake the waiter at once (it may be in its poll sleep).
+                let _ = done_tx.send(());
                 result
             });
-            while !handle.is_finished() {
-                std::thread::park_timeout(SIGNAL_POLL);
-                if interrupt.is_none() {
-                    if let Err(e) = Python::attach(|py| py.check_signals()) {
-                        interrupt = Some(e);
-                        control.cancel();
+            loop {
+                match done_rx.recv_timeout(SIGNAL_POLL) {
+                    // Done, or the job panicked and dropped its sender.
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if interrupt.is_none() {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                interrupt = Some(e);
+                                control.cancel();
+                            }
+                        }
                     }
                 }
             }

@@ -13,6 +13,7 @@ pub(crate) enum Failure {
     Core(stokehold_core::Error),
     Pack(stokehold_pack::Error),
     Store(stokehold_store::Error),
+    Loader(stokehold_loader::Error),
     /// An argument that Rust rejected while parsing it.
     Argument(String),
 }
@@ -20,6 +21,12 @@ pub(crate) enum Failure {
 impl From<stokehold_pack::Error> for Failure {
     fn from(e: stokehold_pack::Error) -> Self {
         Failure::Pack(e)
+    }
+}
+
+impl From<stokehold_loader::Error> for Failure {
+    fn from(e: stokehold_loader::Error) -> Self {
+        Failure::Loader(e)
     }
 }
 
@@ -111,6 +118,18 @@ impl Failure {
         match self {
             Failure::Pack(e) => pack_error(py, e),
             Failure::Store(e) => store_error(py, e),
+            Failure::Loader(e) => {
+                use stokehold_loader::Error as L;
+                let name = match &e {
+                    L::Sample { .. } => "SampleError",
+                    L::OutOfRange { .. } => "SampleIndexError",
+                    L::Open(_) => "InvalidFileError",
+                    L::Closed => "LoaderClosedError",
+                    L::Panic { .. } => "StokeholdError",
+                    _ => "InvalidArgumentError",
+                };
+                raise(py, name, e.to_string())
+            }
             Failure::Argument(message) => raise(py, "InvalidArgumentError", message),
             Failure::Core(e) | Failure::Index(E::Manifest(e)) => core_error(py, e),
             Failure::Index(e) => {

@@ -5,6 +5,7 @@
 
 mod blocking;
 mod errors;
+mod loader;
 mod manifest;
 mod pack;
 
@@ -33,5 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pack::inspect, m)?)?;
     m.add_function(wrap_pyfunction!(pack::preview, m)?)?;
     m.add_class::<pack::PackReport>()?;
+    m.add_class::<loader::NativeLoader>()?;
+    m.add_class::<loader::PixelBuffer>()?;
     Ok(())
 }

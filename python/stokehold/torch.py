@@ -1,0 +1,60 @@
+"""PyTorch adapter: ``Dataset.torch()``.
+
+``DataLoader(ds.torch(), batch_size=None, num_workers=N)`` works with fork
+and spawn: each worker process re-opens the file from the pickled arguments
+(no HDF5 handle crosses a fork) and reads a disjoint share (rank
+``rank * N + worker``, world ``world_size * N``), so no sample is read twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+try:
+    import torch as _torch
+except ImportError as e:  # pragma: no cover - exercised without torch
+    raise ImportError("stokehold.torch needs PyTorch: pip install torch") from e
+
+__all__ = ["TorchDataset", "to_torch"]
+
+
+def to_torch(structure: Any) -> Any:
+    """numpy arrays in a batch structure to torch tensors (sharing memory)."""
+    if isinstance(structure, dict):
+        return {k: to_torch(v) for k, v in structure.items()}
+    if isinstance(structure, tuple):
+        return tuple(to_torch(v) for v in structure)
+    return _torch.from_numpy(structure)
+
+
+class TorchDataset(_torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """An iterable of torch tensor batches over one epoch at a time."""
+
+    def __init__(self, dataset: "Dataset") -> None:
+        super().__init__()
+        self.dataset = dataset
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[Any]:
+        info = _torch.utils.data.get_worker_info()
+        ds = self.dataset
+        if info is not None and info.num_workers > 1:
+            a = ds._args
+            # One loader thread per worker process: the processes are the parallelism.
+            ds = ds._with(
+                rank=a["rank"] * info.num_workers + info.id,
+                world_size=a["world_size"] * info.num_workers,
+                workers=1,
+                epoch=self._epoch,
+            )
+        for batch in ds:
+            yield to_torch(batch)
+        if info is None or info.num_workers <= 1:
+            ds.on_epoch_end()
+        self._epoch += 1
