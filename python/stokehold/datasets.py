@@ -190,11 +190,13 @@ def _draw_image(
 
     target = CLASSES[index % len(CLASSES)]
     n_shapes = int(rng.integers(1, 5))
-    r0 = float(rng.uniform(0.18, 0.32)) * min(w, h)
+    # The target dominates: distractors are at most 60% of its size, so the
+    # class ("the largest shape's kind") is learnable at small resolutions.
+    r0 = float(rng.uniform(0.22, 0.36)) * min(w, h)
     placed: List[Tuple[ShapeBox, Optional[List[Tuple[float, float]]]]] = [_place(rng, target, r0, w, h)]
     for _ in range(n_shapes - 1):
         kind = CLASSES[int(rng.integers(len(CLASSES)))]
-        r = r0 * float(rng.uniform(0.3, 0.75))
+        r = r0 * float(rng.uniform(0.25, 0.6))
         box, pts = _place(rng, kind, r, w, h)
         # The target must stay the largest box; shrink until it is.
         while box.area >= 0.9 * placed[0][0].area:
@@ -254,7 +256,7 @@ def make_shapes(
     if not 16 <= min_side <= max_side:
         raise ValueError(f"need 16 <= min_side <= max_side, got {min_side}, {max_side}")
     root = Path(out)
-    params = {"n": n, "seed": seed, "min_side": min_side, "max_side": max_side, "quality": quality, "version": 1}
+    params = {"n": n, "seed": seed, "min_side": min_side, "max_side": max_side, "quality": quality, "version": 2}
     stamp = root / _STAMP
     if not force and stamp.exists() and json.loads(stamp.read_text()) == params:
         return root
