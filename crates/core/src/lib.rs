@@ -36,9 +36,11 @@ mod finding;
 mod jsonl;
 mod manifest;
 mod split;
+mod util;
 
 pub use control::{default_threads, Control};
 pub use error::Error;
 pub use finding::{Finding, FindingKind};
 pub use jsonl::MANIFEST_FORMAT_VERSION;
 pub use manifest::{BoxAnn, ImageFormat, Manifest, Sample, SourceFormat, SourceInfo};
+pub use util::{panic_message, splitmix64};

@@ -2,15 +2,7 @@
 
 use crate::{Error, Manifest};
 
-/// SplitMix64: a tiny, well-known mixing function. Written out rather than
-/// taken from a random-number crate so that a split never changes with a
-/// dependency's version.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use crate::splitmix64;
 
 impl Manifest {
     /// Splits into `(train, val)`, stratified by class: each class (and the

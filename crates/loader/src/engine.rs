@@ -294,11 +294,7 @@ impl<B: Send + 'static> Run<B> {
                     seq.batch(epoch, index)
                 }))
                 .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
+                    let message = stokehold_core::panic_message(&*panic);
                     Err(Error::Panic {
                         epoch,
                         batch: index,

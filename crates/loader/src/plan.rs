@@ -11,14 +11,7 @@ pub enum Shard {
     Drop,
 }
 
-/// SplitMix64: a small, well-known mixer. Written out so that an order
-/// never changes with a dependency's version.
-pub(crate) fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub(crate) use stokehold_core::splitmix64;
 
 /// A counter-based random stream: `next` is splitmix64 of a running key.
 #[derive(Debug, Clone)]

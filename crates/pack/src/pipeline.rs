@@ -306,11 +306,7 @@ pub fn pack(
         }
         let (i, result) = rx.recv().expect("a worker holds a sender until it reports");
         let result = result.unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = stokehold_core::panic_message(&*panic);
             Err(Finding::skip(
                 FindingKind::NotAnImage,
                 &manifest.samples[i].path,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use stokehold_core::splitmix64;
 use stokehold_image::draw::Canvas;
 use stokehold_image::{decode, DecodeOptions};
 use stokehold_store::{Storage, StoreReader};
@@ -35,13 +36,6 @@ const PALETTE: [[u8; 3]; 8] = [
     [90, 200, 250],
     [255, 45, 85],
 ];
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Draws `options.n` samples of the packed file at `path` into a PNG grid at
 /// `out`: each tile is the stored image with its boxes outlined in their

@@ -155,11 +155,7 @@ impl Failure {
 
 /// A panic caught at the boundary.
 pub(crate) fn internal_error(py: Python<'_>, panic: Box<dyn std::any::Any + Send>) -> PyErr {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let what = stokehold_core::panic_message(&*panic);
     raise(
         py,
         "StokeholdError",
