@@ -59,9 +59,8 @@ demo: install
 	$(VENV)/bin/stokehold split $(SHAPES)/manifest.jsonl --val 0.1 --seed 0
 	$(PY) examples/index_tour.py $(SHAPES)
 	$(VENV)/bin/stokehold pack $(SHAPES)/manifest.train.jsonl -o $(DATA)/shapes-train.h5 --size 96x96 --force
-	$(VENV)/bin/stokehold pack $(SHAPES)/manifest.val.jsonl -o $(DATA)/shapes-val.h5 --size 96x96 --force
 	$(VENV)/bin/stokehold inspect $(DATA)/shapes-train.h5
-	$(VENV)/bin/stokehold preview $(DATA)/shapes-train.h5 -o preview.png --n 36
+	KERAS_BACKEND=jax $(PY) examples/keras_classifier.py --data $(DATA)
 
 lint: setup system-deps
 	cargo fmt --all --check
@@ -83,6 +82,9 @@ bench: install
 	cargo run --release --locked -p stokehold-index --example index_bench
 	cargo build --release --locked -p stokehold-image --example decode_resize_bench
 	$(PY) benchmarks/pack_bench.py
+	cargo build --release --locked -p stokehold-loader --example loader_bench
+	$(PY) benchmarks/loader_bench.py
+	$(PY) benchmarks/keras_bench.py
 
 clean:
 	rm -rf target dist $(VENV) $(DATA) bench-out preview.png

@@ -24,7 +24,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--data", default="data")
 p.add_argument("--n", type=int, default=2000)
 p.add_argument("--size", type=int, default=64)
-p.add_argument("--epochs", type=int, default=6)
+p.add_argument("--epochs", type=int, default=12)
 p.add_argument("--batch-size", type=int, default=32)
 a = p.parse_args()
 
@@ -55,7 +55,7 @@ for filters in (16, 32, 64):
     ]
 layers += [keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(len(train.classes), activation="softmax")]
 model = keras.Sequential(layers)
-model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
 start = time.perf_counter()
 history = model.fit(train, validation_data=val, epochs=a.epochs, verbose=2)
 elapsed = time.perf_counter() - start
@@ -69,3 +69,5 @@ labels = np.concatenate([y for _, y in val])
 predicted_accuracy = float((probabilities.argmax(axis=1) == labels).mean())
 print(f"validation accuracy: {accuracy:.3f} (evaluate), {predicted_accuracy:.3f} (predict, rows in sample order);"
       f" chance is {1 / len(train.classes):.3f}")
+stokehold.preview(data / f"train-{a.size}.h5", "preview.png", n=36)
+print("wrote preview.png")

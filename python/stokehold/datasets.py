@@ -190,13 +190,13 @@ def _draw_image(
 
     target = CLASSES[index % len(CLASSES)]
     n_shapes = int(rng.integers(1, 5))
-    # The target dominates: distractors are at most 60% of its size, so the
+    # The target dominates: distractors are at most 45% of its size, so the
     # class ("the largest shape's kind") is learnable at small resolutions.
     r0 = float(rng.uniform(0.22, 0.36)) * min(w, h)
     placed: List[Tuple[ShapeBox, Optional[List[Tuple[float, float]]]]] = [_place(rng, target, r0, w, h)]
     for _ in range(n_shapes - 1):
         kind = CLASSES[int(rng.integers(len(CLASSES)))]
-        r = r0 * float(rng.uniform(0.25, 0.6))
+        r = r0 * float(rng.uniform(0.2, 0.45))
         box, pts = _place(rng, kind, r, w, h)
         # The target must stay the largest box; shrink until it is.
         while box.area >= 0.9 * placed[0][0].area:
@@ -256,7 +256,7 @@ def make_shapes(
     if not 16 <= min_side <= max_side:
         raise ValueError(f"need 16 <= min_side <= max_side, got {min_side}, {max_side}")
     root = Path(out)
-    params = {"n": n, "seed": seed, "min_side": min_side, "max_side": max_side, "quality": quality, "version": 2}
+    params = {"n": n, "seed": seed, "min_side": min_side, "max_side": max_side, "quality": quality, "version": 3}
     stamp = root / _STAMP
     if not force and stamp.exists() and json.loads(stamp.read_text()) == params:
         return root

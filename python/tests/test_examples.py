@@ -1,0 +1,55 @@
+"""The examples run, on the bundled dataset (small where the point is the data path)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(name: str, args: List[str], cwd: Path) -> str:
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_keras_classifier_learns_clearly_above_chance(tmp_path: Path) -> None:
+    stdout = run("keras_classifier.py", ["--data", str(tmp_path / "data")], tmp_path)
+    match = re.search(r"validation accuracy: ([0-9.]+) \(evaluate\), ([0-9.]+) \(predict", stdout)
+    assert match, stdout
+    evaluate, predict = float(match.group(1)), float(match.group(2))
+    assert abs(evaluate - predict) < 1e-6, "predict rows come back in sample order"
+    assert evaluate > 0.3, f"accuracy {evaluate} is not clearly above chance (1/6)\n{stdout}"
+    assert (tmp_path / "preview.png").exists()
+
+
+@pytest.mark.slow
+def test_torch_classifier_with_worker_processes(tmp_path: Path) -> None:
+    stdout = run("torch_classifier.py", ["--data", str(tmp_path), "--n", "240", "--epochs", "1", "--num-workers", "2"], tmp_path)
+    assert "epoch 1: loss" in stdout
+
+
+def test_jax_loop(tmp_path: Path) -> None:
+    stdout = run("jax_loop.py", ["--data", str(tmp_path), "--n", "200", "--epochs", "2"], tmp_path)
+    assert "epoch 2: mean loss" in stdout
+
+
+def test_detection_boxes(tmp_path: Path) -> None:
+    stdout = run("detection_boxes.py", ["--data", str(tmp_path), "--n", "40"], tmp_path)
+    assert "boxes (8, " in stdout and (tmp_path / "boxes-preview.png").exists()
+
+
+def test_index_tour(shapes: Path, tmp_path: Path) -> None:
+    stdout = run("index_tour.py", [str(shapes)], tmp_path)
+    assert "split:" in stdout
