@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from photos import make  # noqa: E402
+from photos import indexed_and_packed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 64
@@ -64,14 +64,7 @@ def main() -> None:
     p.add_argument("--out", default="bench-out")
     a = p.parse_args()
     out = Path(a.out)
-    corpus = make(out / "photos", a.n)
-    stokehold = str(Path(sys.executable).parent / "stokehold")
-    packed = out / "loader-224.h5"
-    manifest = out / "photos.jsonl"
-    subprocess.run([stokehold, "index", str(corpus), "-o", str(manifest), "-q"], check=True, stdout=subprocess.DEVNULL)
-    if not packed.exists():
-        subprocess.run([stokehold, "pack", str(manifest), "-o", str(packed), "--size", "224x224", "-q"], check=True,
-                       stdout=subprocess.DEVNULL)
+    manifest, packed = indexed_and_packed(out, a.n)
     exe = ROOT / "target" / "release" / "examples" / "loader_bench"
     text = subprocess.run([str(exe), str(packed), str(manifest), str(a.workers)], capture_output=True, text=True,
                           check=True).stdout

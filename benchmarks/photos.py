@@ -11,7 +11,10 @@ longer side is 300-640 px. Deterministic from the seed.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 from PIL import Image
@@ -49,6 +52,20 @@ def make(out: Path, n: int = 2000, seed: int = 0) -> Path:
         im.save(d / f"{i:05d}.jpg", quality=90)
     stamp.write_text(f"{n} {seed}")
     return out
+
+
+def indexed_and_packed(out: Path, n: int = 2000) -> Tuple[Path, Path]:
+    """The corpus's manifest and its 224x224 raw pack, made with the
+    `stokehold` command beside this interpreter (the pack is reused)."""
+    corpus = make(out / "photos", n)
+    stokehold = str(Path(sys.executable).parent / "stokehold")
+    manifest = out / "photos.jsonl"
+    packed = out / "loader-224.h5"
+    subprocess.run([stokehold, "index", str(corpus), "-o", str(manifest), "-q"], check=True, stdout=subprocess.DEVNULL)
+    if not packed.exists():
+        subprocess.run([stokehold, "pack", str(manifest), "-o", str(packed), "--size", "224x224", "-q"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return manifest, packed
 
 
 if __name__ == "__main__":
