@@ -60,7 +60,7 @@ class Constant(keras.utils.PyDataset):
 
 if kind == "keras-ceiling":
     ds = Constant()
-elif kind == "stokehold-packed":
+elif kind.startswith("stokehold-packed"):
     ds = stokehold.Dataset(packed, batch_size=64, workers=2)
 elif kind == "stokehold-jit":
     ds = stokehold.Dataset(manifest, batch_size=64, size=224, workers=2, mean=info["mean"], std=info["std"])
@@ -78,7 +78,13 @@ class Timer(keras.callbacks.Callback):
         self.t = time.perf_counter()
     def on_epoch_end(self, epoch, logs=None):
         times.append(time.perf_counter() - self.t)
-model.fit(ds, epochs=epochs, verbose=0, callbacks=[Timer()])
+class Sync(keras.callbacks.Callback):
+    """A per-batch callback: Keras then waits for each step, so jax's
+    asynchronous dispatch cannot hold many input batches at once."""
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+callbacks = [Timer()] + ([Sync()] if kind.endswith("-sync") else [])
+model.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks)
 print(json.dumps({"images_per_s": len(paths) / times[-1], "epoch_s": times[-1]}))
 '''
 
@@ -119,7 +125,9 @@ def main() -> None:
     manifest, packed = indexed_and_packed(out, a.n)
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     results = {}
-    for kind in ("keras-ceiling", "stokehold-packed", "stokehold-jit", "pillow-threads", "pillow-processes"):
+    kinds = ("keras-ceiling", "stokehold-packed", "stokehold-packed-sync", "stokehold-jit", "pillow-threads",
+             "pillow-processes")
+    for kind in kinds:
         t = time.perf_counter()
         log = out / f"keras-{kind}.out"
         with open(log, "w") as stdout:
