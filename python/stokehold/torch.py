@@ -4,6 +4,9 @@
 and spawn: each worker process re-opens the file from the pickled arguments
 (no HDF5 handle crosses a fork) and reads a disjoint share (rank
 ``rank * N + worker``, world ``world_size * N``), so no sample is read twice.
+DataLoader makes its workers anew each epoch from the parent's copy, so with
+``num_workers > 0`` call ``set_epoch(e)`` before each epoch (as with torch's
+``DistributedSampler``) to get that epoch's order.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class TorchDataset(_torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch that worker processes read next (``num_workers > 0``)."""
+        self._epoch = int(epoch)
+
     def __iter__(self) -> Iterator[Any]:
         info = _torch.utils.data.get_worker_info()
         ds = self.dataset
@@ -57,4 +64,3 @@ class TorchDataset(_torch.utils.data.IterableDataset):  # type: ignore[type-arg]
             yield to_torch(batch)
         if info is None or info.num_workers <= 1:
             ds.on_epoch_end()
-        self._epoch += 1

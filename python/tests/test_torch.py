@@ -38,11 +38,16 @@ def test_tensors_share_the_batch_memory(packed: Path) -> None:
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_dataloader_workers_read_every_sample_once(packed: Path, context: str) -> None:
     ds = stokehold.Dataset(packed, batch_size=8, outputs="indices", shard="drop")
-    loader = torch.utils.data.DataLoader(ds.torch(), batch_size=None, num_workers=2, multiprocessing_context=context)
-    for _ in range(2):
+    tds = ds.torch()
+    loader = torch.utils.data.DataLoader(tds, batch_size=None, num_workers=2, multiprocessing_context=context)
+    orders = []
+    for epoch in range(2):
+        tds.set_epoch(epoch)
         seen = np.concatenate([b.numpy() for b in loader])
         assert len(seen) == len(set(seen.tolist())), "no sample twice"
         assert len(seen) == SHAPES_N, "none lost (120 samples split evenly over 2 workers)"
+        orders.append(sorted(seen[:8].tolist()))
+    assert orders[0] != orders[1], "set_epoch gives each epoch its own order"
 
 
 def test_rank_and_world_size_from_the_arguments(packed: Path) -> None:
