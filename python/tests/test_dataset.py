@@ -166,3 +166,39 @@ def test_just_in_time_matches_packed(packed: Path, shapes: Path) -> None:
         np.testing.assert_array_equal(la, lb)
     with pytest.raises(ValueError, match="size"):
         stokehold.Dataset(shapes / "instances.json")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_iteration_promptly(shapes: Path) -> None:
+    """Ctrl-C during a blocking batch call raises KeyboardInterrupt, and the process ends cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import stokehold
+        ds = stokehold.Dataset({str(shapes / "images")!r}, size=256, batch_size=60, workers=1, prefetch=1,
+                               normalize=False)
+        print("ready", flush=True)
+        try:
+            for batch in ds.generator():
+                pass
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    line = child.stdout.readline().strip()
+    waited = time.monotonic() - sent
+    child.stdout.close()
+    assert child.wait(timeout=30) == 0
+    assert line == "interrupted"
+    # A hang guard, not a speed target: signals are polled every 20 ms.
+    assert waited < 2.0, f"took {waited:.2f}s to react to Ctrl-C"
