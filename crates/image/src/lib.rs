@@ -36,7 +36,7 @@ mod resize;
 pub use decode::{decode, DecodeOptions};
 pub use encode::{encode, Codec};
 pub use geometry::{Geometry, ResizePolicy};
-pub use prepare::{prepare, resize_with_thread_resizer, Prepare, Prepared};
+pub use prepare::{prepare, prepare_into, resize_with_thread_resizer, Prepare, Prepared};
 pub use resize::{Filter, Resizer};
 
 /// An 8-bit image in row-major, channel-interleaved order.

@@ -56,19 +56,33 @@ pub fn resize_with_thread_resizer(
 
 /// Decodes `bytes` and resizes the result to `p.size` with `p.resize`.
 pub fn prepare(bytes: &[u8], p: &Prepare) -> Result<Prepared, Error> {
-    let src = decode(bytes, &p.decode)?;
     let (h, w) = p.size;
-    let geometry = Geometry::new(p.resize, src.width, src.height, w, h);
-    let mut data = vec![0u8; h as usize * w as usize * src.channels as usize];
-    resize_with_thread_resizer(p.filter, &src, &geometry, p.fill, &mut data)?;
+    let channels = p.decode.channels;
+    let mut data = vec![0u8; h as usize * w as usize * channels as usize];
+    let (geometry, source_size) = prepare_into(bytes, p, &mut data)?;
     Ok(Prepared {
         pixels: Pixels {
             width: w,
             height: h,
-            channels: src.channels,
+            channels,
             data,
         },
         geometry,
-        source_size: (src.width, src.height),
+        source_size,
     })
+}
+
+/// [`prepare`] into a caller's buffer (`size.0 × size.1 × channels` bytes),
+/// for the loader's hot path: no allocation, no copy of the result.
+/// Returns the geometry and the decoded source's `(width, height)`.
+pub fn prepare_into(
+    bytes: &[u8],
+    p: &Prepare,
+    out: &mut [u8],
+) -> Result<(Geometry, (u32, u32)), Error> {
+    let src = decode(bytes, &p.decode)?;
+    let (h, w) = p.size;
+    let geometry = Geometry::new(p.resize, src.width, src.height, w, h);
+    resize_with_thread_resizer(p.filter, &src, &geometry, p.fill, out)?;
+    Ok((geometry, (src.width, src.height)))
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use stokehold_core::Manifest;
-use stokehold_image::{decode, prepare, DecodeOptions, Prepare};
+use stokehold_image::{decode, prepare_into, DecodeOptions, Prepare};
 use stokehold_store::{Storage, StoreReader};
 
 use crate::Error;
@@ -176,14 +176,14 @@ impl Source for JitSource {
             reason,
         };
         let bytes = std::fs::read(&sample.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let prepared = prepare(&bytes, &self.prepare).map_err(|e| fail(e.to_string()))?;
-        out.copy_from_slice(&prepared.pixels.data);
+        let (geometry, _) =
+            prepare_into(&bytes, &self.prepare, out).map_err(|e| fail(e.to_string()))?;
         let mut data = SampleData {
             label: sample.label.map_or(-1, i64::from),
             ..SampleData::default()
         };
         for b in &sample.boxes {
-            if let Some(mapped) = prepared.geometry.map_box(b.bbox) {
+            if let Some(mapped) = geometry.map_box(b.bbox) {
                 data.boxes.push(mapped);
                 data.box_labels.push(i64::from(b.label));
             }
