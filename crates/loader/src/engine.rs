@@ -231,6 +231,17 @@ impl<S: Sequence> Loader<S> {
         self.pool.shutdown();
     }
 
+    /// Counts one batch delivered; at the epoch's last, ends the epoch and
+    /// returns true.
+    fn delivered(&mut self) -> bool {
+        self.next_batch += 1;
+        let ended = self.next_batch == self.seq.len();
+        if ended {
+            self.finish_epoch();
+        }
+        ended
+    }
+
     fn finish_epoch(&mut self) {
         self.seq.on_epoch_end(self.epoch);
         self.epoch += 1;
@@ -358,9 +369,7 @@ impl<S: Sequence> Iterator for EpochIter<'_, S> {
             &loader.options,
             loader.next_batch,
         )?;
-        loader.next_batch += 1;
-        if loader.next_batch == self.run.end {
-            loader.finish_epoch();
+        if loader.delivered() {
             // Mark the run as finished so the `>= end` check above holds.
             self.run.end = 0;
         }
@@ -404,10 +413,8 @@ impl<S: Sequence> Generator<S> {
                 loader.next_batch,
             )
             .ok_or(Error::Closed)?;
-        loader.next_batch += 1;
-        if loader.next_batch == loader.seq.len() {
+        if loader.delivered() {
             state.run = None;
-            loader.finish_epoch();
         }
         result
     }
