@@ -15,8 +15,6 @@ import os
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
 from . import _native
 from .manifest import Manifest, PathLike, index
 

@@ -14,7 +14,7 @@ import pytest
 
 import stokehold
 
-from conftest import SHAPES_N
+from conftest import SHAPES_N, interrupt
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +171,6 @@ def test_just_in_time_matches_packed(packed: Path, shapes: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_stops_iteration_promptly(shapes: Path) -> None:
     """Ctrl-C during a blocking batch call raises KeyboardInterrupt, and the process ends cleanly."""
-    import signal
-    import subprocess
-    import sys
     import textwrap
 
     script = textwrap.dedent(
@@ -189,16 +186,8 @@ def test_ctrl_c_stops_iteration_promptly(shapes: Path) -> None:
             print("interrupted", flush=True)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    sent = time.monotonic()
-    child.send_signal(signal.SIGINT)
-    line = child.stdout.readline().strip()
-    waited = time.monotonic() - sent
-    child.stdout.close()
-    assert child.wait(timeout=30) == 0
+    line, waited, status = interrupt(script, 1.0)
+    assert status == 0
     assert line == "interrupted"
     # A hang guard, not a speed target: signals are polled every 20 ms.
     assert waited < 2.0, f"took {waited:.2f}s to react to Ctrl-C"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import stokehold
+
+from conftest import interrupt
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0\0\0\0\0"
 
@@ -65,16 +66,7 @@ def test_ctrl_c_interrupts_promptly(big_tree: Path) -> None:
             print("interrupted", flush=True)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
-    sent = time.monotonic()
-    child.send_signal(signal.SIGINT)
-    line = child.stdout.readline().strip()
-    waited = time.monotonic() - sent
-    child.stdout.close()
-    child.wait(timeout=30)
+    line, waited, _ = interrupt(script, 0.5)
     assert line == "interrupted"
     # A hang guard, not a speed target: the poll is every 20 ms.
     assert waited < 2.0, f"took {waited:.2f}s to react to Ctrl-C"
