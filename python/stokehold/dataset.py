@@ -91,6 +91,12 @@ class Dataset:
     still comes once per epoch, and the read-ahead always hits, also under
     ``model.fit``'s default ``shuffle=True``. :meth:`batch` gives exact random
     access. ``on_epoch_end`` (Keras calls it) moves to the next epoch.
+
+    Keras's own ``workers`` / ``use_multiprocessing`` attributes stay at 1 /
+    False: the loader runs ahead by itself. Setting them works (Keras worker
+    threads share this Dataset; worker processes get copies that return
+    exactly the batch asked for, of the epoch the parent is in) but adds
+    only overhead.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Dataset":
@@ -190,7 +196,12 @@ class Dataset:
         self._lock = threading.Lock()
         self._pid = -1
         self._native_loader: Optional[_native.NativeLoader] = None
-        self._calls = 0
+        # The process whose __getitem__ calls follow the loader's own order;
+        # copies in other processes (Keras's use_multiprocessing workers)
+        # return exactly the batch asked for, of the epoch ``_epoch``.
+        self._home = os.getpid()
+        self._epoch = epoch
+        self._home_calls = 0
         self._native()  # open now: errors surface here, not in the first batch
         keras_init = getattr(self, "_keras_init", None)
         if keras_init is not None:
@@ -201,7 +212,9 @@ class Dataset:
     # carries the arguments, not the handle.
     def _native(self) -> _native.NativeLoader:
         if self._native_loader is None or self._pid != os.getpid():
-            self._native_loader = _native.NativeLoader(**self._args)
+            # A forked copy starts at the epoch its parent was in (the
+            # parent's loader, copied without its threads, is left alone).
+            self._native_loader = _native.NativeLoader(**{**self._args, "epoch": self._epoch})
             self._pid = os.getpid()
         return self._native_loader
 
@@ -216,6 +229,11 @@ class Dataset:
             state["_args"] = {**state["_args"], "manifest": None}
         return state
 
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        # Through a function, not the class: the Keras subclass is made at
+        # run time, and the receiving process may or may not have Keras.
+        return (_unpickle, (self.__getstate__(),))
+
     def __setstate__(self, state: Dict[str, Any]) -> None:
         resume = state.pop("_resume", None)
         if state["_args"]["packed"] is None and state["_args"]["manifest"] is None:
@@ -225,6 +243,7 @@ class Dataset:
         self._native_loader = None
         self._pid = -1
         if resume is not None:
+            self._epoch = resume[0]
             self._native().restore(resume)
 
     # -- what the data is -------------------------------------------------
@@ -265,8 +284,14 @@ class Dataset:
             raise IndexError(f"batch {index} is out of range for {n} batches")
         index %= n
         loader = self._native()
+        if os.getpid() != self._home:
+            # A copy in a worker process of Keras (use_multiprocessing=True):
+            # the parent hands out the indices, each once per epoch.
+            return _structure(self.outputs, loader.batch(self._epoch, index))
         with self._lock:
             epoch, next_batch, _, _ = loader.state()
+            self._epoch = epoch
+            self._home_calls += 1
             if self._args["shuffle"] or index == next_batch:
                 batch = loader.next_batch()
             else:
@@ -282,7 +307,17 @@ class Dataset:
 
     def on_epoch_end(self) -> None:
         """Moves to the next epoch (once, however often it is called at an epoch end)."""
-        self._native().end_epoch()
+        loader = self._native()
+        with self._lock:
+            epoch, next_batch, seed, fingerprint = loader.state()
+            if next_batch == 0 and self._home_calls == 0 and getattr(self, "use_multiprocessing", False):
+                # Keras's worker processes made this epoch's batches from
+                # copies: the loader here saw none of them.
+                loader.restore((epoch + 1, 0, seed, fingerprint))
+            else:
+                loader.end_epoch()
+            self._epoch = loader.state()[0]
+            self._home_calls = 0
 
     def __iter__(self) -> Iterator[Any]:
         """The rest of the current epoch's batches, in order."""
@@ -306,6 +341,7 @@ class Dataset:
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         """Resumes at a ``state_dict()``."""
         self._native().restore((state["epoch"], state["next_batch"], state["seed"], state["fingerprint"]))
+        self._epoch = state["epoch"]
 
     def close(self) -> None:
         """Stops the worker threads and frees the buffers."""
@@ -333,6 +369,7 @@ class Dataset:
         clone = object.__new__(type(self))
         state = {k: v for k, v in self.__dict__.items() if k not in ("_native_loader", "_lock")}
         state["_args"] = {**self._args, **changes}
+        state["_epoch"] = changes.get("epoch", self._epoch)
         clone.__setstate__(state)
         keras_init = getattr(clone, "_keras_init", None)
         if keras_init is not None:
@@ -346,6 +383,12 @@ class Dataset:
             f"<stokehold.Dataset {src}: {self.samples_per_epoch} samples, {len(self)} batches of {a['batch_size']},"
             f" shuffle={a['shuffle']}, rank {a['rank']}/{a['world_size']}>"
         )
+
+
+def _unpickle(state: Dict[str, Any]) -> Dataset:
+    ds = Dataset.__new__(Dataset)
+    ds.__setstate__(state)
+    return ds
 
 
 def _distributed_rank(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:

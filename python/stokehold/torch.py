@@ -51,16 +51,16 @@ class TorchDataset(_torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     def __iter__(self) -> Iterator[Any]:
         info = _torch.utils.data.get_worker_info()
         ds = self.dataset
-        if info is not None and info.num_workers > 1:
+        if info is not None:
             a = ds._args
-            # One loader thread per worker process: the processes are the parallelism.
             ds = ds._with(
                 rank=a["rank"] * info.num_workers + info.id,
                 world_size=a["world_size"] * info.num_workers,
-                workers=1,
+                # Several worker processes are the parallelism: one loader thread each.
+                workers=1 if info.num_workers > 1 else a["workers"],
                 epoch=self._epoch,
             )
         for batch in ds:
             yield to_torch(batch)
-        if info is None or info.num_workers <= 1:
+        if info is None:
             ds.on_epoch_end()

@@ -35,11 +35,13 @@ def test_tensors_share_the_batch_memory(packed: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_dataloader_workers_read_every_sample_once(packed: Path, context: str) -> None:
+@pytest.mark.parametrize("context,num_workers", [("fork", 2), ("spawn", 2), ("fork", 1)])
+def test_dataloader_workers_read_every_sample_once(packed: Path, context: str, num_workers: int) -> None:
     ds = stokehold.Dataset(packed, batch_size=8, outputs="indices", shard="drop")
     tds = ds.torch()
-    loader = torch.utils.data.DataLoader(tds, batch_size=None, num_workers=2, multiprocessing_context=context)
+    loader = torch.utils.data.DataLoader(
+        tds, batch_size=None, num_workers=num_workers, multiprocessing_context=context
+    )
     orders = []
     for epoch in range(2):
         tds.set_epoch(epoch)

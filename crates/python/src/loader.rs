@@ -121,10 +121,33 @@ fn batch_to_dict(py: Python<'_>, batch: Batch) -> PyResult<Py<PyDict>> {
 }
 
 /// The native loader of one `stokehold.Dataset`.
+///
+/// A forked child inherits a copy of it without its worker threads (and
+/// perhaps with a lock that one of them held): the child must not join
+/// those threads or close those handles, so a copy dropped in another
+/// process than its maker's is leaked instead (one more reference that is
+/// never released). Python makes a new loader in the child
+/// (`Dataset._native`).
 #[pyclass(module = "stokehold._native", frozen)]
 pub(crate) struct NativeLoader {
     seq: Arc<Seq>,
-    generator: Generator<Seq>,
+    generator: Arc<Generator<Seq>>,
+    pid: u32,
+}
+
+impl NativeLoader {
+    fn in_maker_process(&self) -> bool {
+        std::process::id() == self.pid
+    }
+}
+
+impl Drop for NativeLoader {
+    fn drop(&mut self) {
+        if !self.in_maker_process() {
+            std::mem::forget(Arc::clone(&self.seq));
+            std::mem::forget(Arc::clone(&self.generator));
+        }
+    }
 }
 
 fn parse<T>(name: &str, value: &str, table: &[(&str, T)]) -> Result<T, Failure>
@@ -258,7 +281,8 @@ impl NativeLoader {
             let loader = Loader::new(Arc::clone(&seq), loader_options)?;
             Ok(NativeLoader {
                 seq,
-                generator: loader.generator(),
+                generator: Arc::new(loader.generator()),
+                pid: std::process::id(),
             })
         })
     }
@@ -333,8 +357,12 @@ impl NativeLoader {
             .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))
     }
 
-    /// Stops the workers.
+    /// Stops the workers (in the process that made the loader; a forked
+    /// copy has none to stop).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.in_maker_process() {
+            return Ok(());
+        }
         run_blocking(py, |_| {
             self.generator.close();
             Ok::<_, Failure>(())
