@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -277,16 +277,18 @@ impl<B: Send + 'static> Run<B> {
     }
 
     /// Dispatches batches while fewer than `prefetch` are in flight or
-    /// buffered, then returns the next one to deliver.
+    /// buffered, then returns the next one to deliver: waiting for it when
+    /// `wait`, else only if it is already done (`Err(Pending)` if not).
     fn next<S: Sequence<Batch = B>>(
         &mut self,
         seq: &Arc<S>,
         pool: &Pool,
         options: &LoaderOptions,
         next_deliver: usize,
-    ) -> Option<(usize, Result<B, Error>)> {
+        wait: bool,
+    ) -> Result<(usize, Result<B, Error>), Pending> {
         if next_deliver >= self.end && options.order == Order::Ordered {
-            return None;
+            return Err(Pending::Finished);
         }
         while self.next_dispatch < self.end && self.in_flight + self.ready.len() < options.prefetch
         {
@@ -315,30 +317,49 @@ impl<B: Send + 'static> Run<B> {
                 let _ = tx.send((index, result));
             });
             if pool.submit(job).is_err() {
-                return Some((index, Err(Error::Closed)));
+                return Ok((index, Err(Error::Closed)));
             }
             self.next_dispatch += 1;
             self.in_flight += 1;
         }
+        let receive = |rx: &Receiver<Outcome<B>>| {
+            if wait {
+                rx.recv().map_err(|_| Pending::Finished)
+            } else {
+                rx.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => Pending::NotReady,
+                    TryRecvError::Disconnected => Pending::Finished,
+                })
+            }
+        };
         match options.order {
             Order::Ordered => loop {
                 if let Some(result) = self.ready.remove(&next_deliver) {
-                    return Some((next_deliver, result));
+                    return Ok((next_deliver, result));
                 }
-                let (i, result) = self.rx.recv().ok()?;
+                let (i, result) = receive(&self.rx)?;
                 self.in_flight -= 1;
                 self.ready.insert(i, result);
             },
             Order::Completion => {
                 if self.in_flight == 0 {
-                    return None;
+                    return Err(Pending::Finished);
                 }
-                let (i, result) = self.rx.recv().ok()?;
+                let (i, result) = receive(&self.rx)?;
                 self.in_flight -= 1;
-                Some((i, result))
+                Ok((i, result))
             }
         }
     }
+}
+
+/// Why [`Run::next`] returned no batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// The run has delivered all its batches (or its workers are gone).
+    Finished,
+    /// The next batch is still being made (only when not waiting).
+    NotReady,
 }
 
 impl<B> Drop for Run<B> {
@@ -363,12 +384,16 @@ impl<S: Sequence> Iterator for EpochIter<'_, S> {
         if loader.next_batch >= self.run.end {
             return None;
         }
-        let (_, result) = self.run.next(
-            &loader.seq,
-            &loader.pool,
-            &loader.options,
-            loader.next_batch,
-        )?;
+        let (_, result) = self
+            .run
+            .next(
+                &loader.seq,
+                &loader.pool,
+                &loader.options,
+                loader.next_batch,
+                true,
+            )
+            .ok()?;
         if loader.delivered() {
             // Mark the run as finished so the `>= end` check above holds.
             self.run.end = 0;
@@ -396,27 +421,45 @@ pub struct Generator<S: Sequence> {
 impl<S: Sequence> Generator<S> {
     /// The next batch, starting the next epoch when one ends.
     pub fn next_batch(&self) -> Result<S::Batch, Error> {
-        let mut guard = self.inner.lock().map_err(|_| Error::Closed)?;
+        self.next_inner(true).unwrap_or_else(|| Err(Error::Closed))
+    }
+
+    /// The next batch if it is already made, without waiting: `None` when
+    /// it is still being made (then [`Generator::next_batch`] waits for
+    /// it). The read-ahead is topped up either way.
+    pub fn try_next_batch(&self) -> Option<Result<S::Batch, Error>> {
+        self.next_inner(false)
+    }
+
+    fn next_inner(&self, wait: bool) -> Option<Result<S::Batch, Error>> {
+        let Ok(mut guard) = self.inner.lock() else {
+            return Some(Err(Error::Closed));
+        };
         let state = &mut *guard;
         if state.loader.seq.is_empty() {
-            return Err(Error::InvalidArgument("the sequence has no batch".into()));
+            return Some(Err(Error::InvalidArgument(
+                "the sequence has no batch".into(),
+            )));
         }
         let loader = &mut state.loader;
         let run = state
             .run
             .get_or_insert_with(|| Run::new(loader.epoch, loader.next_batch, loader.seq.len()));
-        let (_, result) = run
-            .next(
-                &loader.seq,
-                &loader.pool,
-                &loader.options,
-                loader.next_batch,
-            )
-            .ok_or(Error::Closed)?;
+        let result = match run.next(
+            &loader.seq,
+            &loader.pool,
+            &loader.options,
+            loader.next_batch,
+            wait,
+        ) {
+            Ok((_, result)) => result,
+            Err(Pending::NotReady) => return None,
+            Err(Pending::Finished) => return Some(Err(Error::Closed)),
+        };
         if loader.delivered() {
             state.run = None;
         }
-        result
+        Some(result)
     }
 
     /// The current position.

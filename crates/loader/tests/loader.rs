@@ -487,6 +487,48 @@ fn epoch_end_hooks_run_between_epochs_in_the_generator_too() {
 }
 
 #[test]
+fn try_next_batch_takes_only_finished_batches_and_keeps_the_sequence() {
+    let (seq, _, _, ended) = tracked();
+    let l = Loader::new(
+        seq,
+        LoaderOptions {
+            workers: 2,
+            prefetch: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let generator = l.generator();
+    // Nothing is made before the first call; each batch takes 3 ms.
+    assert!(generator.try_next_batch().is_none(), "not made yet");
+    let mut got = Vec::new();
+    let mut misses = 0;
+    while got.len() < 24 {
+        let batch = match generator.try_next_batch() {
+            Some(b) => b.unwrap(),
+            None => {
+                misses += 1;
+                if misses % 2 == 0 {
+                    generator.next_batch().unwrap()
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            }
+        };
+        got.push((batch.0, batch.1));
+    }
+    let expected: Vec<(u64, usize)> = (0..2).flat_map(|e| (0..12).map(move |i| (e, i))).collect();
+    assert_eq!(got, expected, "the same order as next_batch alone");
+    assert!(misses > 0);
+    assert_eq!(*ended.lock().unwrap(), [0, 1]);
+    // Within an epoch, after a pause, the read-ahead is done: taken without waiting.
+    assert_eq!(generator.next_batch().unwrap().1, 0);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(generator.try_next_batch().map(|b| b.unwrap().1), Some(1));
+}
+
+#[test]
 fn boxes_collate_padded_and_one_hot_and_layouts() {
     let opts = DatasetOptions {
         batch_size: 4,

@@ -317,7 +317,14 @@ impl NativeLoader {
 
     /// The next batch in loader order (cycling epochs).
     fn next_batch(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        let batch = run_blocking(py, |_| Ok::<_, Failure>(self.generator.next_batch()?))?;
+        // Usually the read-ahead has it: take it on this thread. Only a
+        // batch still being made is waited for on a helper thread, while
+        // this one watches for Ctrl-C.
+        let ready = py.detach(|| self.generator.try_next_batch());
+        let batch = match ready {
+            Some(batch) => batch.map_err(|e| Failure::from(e).into_pyerr(py))?,
+            None => run_blocking(py, |_| Ok::<_, Failure>(self.generator.next_batch()?))?,
+        };
         batch_to_dict(py, batch)
     }
 
