@@ -51,6 +51,9 @@ def test_batches_are_normalized_numpy_without_a_copy(packed: Path) -> None:
     np.testing.assert_allclose(x, (raw.astype(np.float32) - mean) / std, rtol=1e-5, atol=1e-5)
     chw = stokehold.Dataset(packed, batch_size=8, shuffle=False, layout="channels_first", dtype="uint8")[0][0]
     np.testing.assert_array_equal(chw, raw.transpose(0, 3, 1, 2))
+    # Every batch starts on a 64-byte boundary (JAX and TensorFlow then take it without a copy).
+    for batch in (x, raw, chw, *(b for b, _ in ds)):
+        assert batch.ctypes.data % 64 == 0
 
 
 def test_named_outputs_and_boxes(packed: Path) -> None:

@@ -32,6 +32,9 @@ SCRIPT = textwrap.dedent(
         assert isinstance(gx, jax.Array)
         np.testing.assert_array_equal(np.asarray(gx), ex)
         np.testing.assert_array_equal(np.asarray(gy), ey)
+    # A batch starts on a 64-byte boundary, so JAX on the CPU uses it as it is.
+    x, _ = stokehold.Dataset(path, batch_size=32, shuffle=False, dtype="uint8", normalize=False)[1]
+    assert jax.device_put(x).unsafe_buffer_pointer() == x.ctypes.data, "jax copied the batch"
     try:
         next(prefetch_to_device([], size=0))
     except ValueError:

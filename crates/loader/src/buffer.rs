@@ -5,59 +5,92 @@
 //! 9,400 pages the kernel faults in and zeroes, and unmaps again on drop.
 //! Measured on the 2-core reference machine, that took more time than the
 //! normalization itself. Recycled buffers are already mapped.
+//!
+//! Every buffer starts on a 64-byte boundary. A plain large allocation
+//! starts 16 bytes past a page boundary, and JAX on the CPU copies such an
+//! array when it is handed one (35 ms for that float32 batch, measured),
+//! where a 64-byte aligned one is taken as it is (0.1 ms).
 
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
+use bytemuck::{Pod, Zeroable};
+
+/// The unit buffers are allocated in: 64 bytes on a 64-byte boundary.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+struct Block([u8; 64]);
+
+type Blocks = Vec<Block>;
+
+fn blocks_for<T>(len: usize) -> usize {
+    (len * std::mem::size_of::<T>()).div_ceil(std::mem::size_of::<Block>())
+}
+
 /// Free buffers of one element type. Only buffers that were live before
 /// are kept, so live + free never exceeds the most batches ever live at once.
-#[derive(Debug)]
 pub(crate) struct Pool<T> {
-    free: Arc<Mutex<Vec<Vec<T>>>>,
+    free: Arc<Mutex<Vec<Blocks>>>,
+    kind: PhantomData<T>,
 }
 
 impl<T> Default for Pool<T> {
     fn default() -> Self {
         Pool {
             free: Arc::new(Mutex::new(Vec::new())),
+            kind: PhantomData,
         }
     }
 }
 
-impl<T: Copy + Default> Pool<T> {
+impl<T> std::fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let free = self.free.lock().map(|f| f.len()).unwrap_or(0);
+        write!(f, "Pool({free} free)")
+    }
+}
+
+impl<T: Pod> Pool<T> {
     /// A buffer of exactly `len` elements (contents unspecified: the caller
     /// overwrites all of them).
     pub fn take(&self, len: usize) -> Buffer<T> {
         let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
-        let mut data = recycled.unwrap_or_default();
-        if data.len() != len {
-            data.clear();
-            data.resize(len, T::default());
+        let mut blocks = recycled.unwrap_or_default();
+        let needed = blocks_for::<T>(len);
+        if blocks.len() != needed {
+            blocks.clear();
+            blocks.resize(needed, Block::zeroed());
         }
         Buffer {
-            data,
+            blocks,
+            len,
             home: Some(Arc::clone(&self.free)),
+            kind: PhantomData,
         }
     }
 }
 
-/// A contiguous buffer of a batch. Dereferences to a slice; returns to its
-/// dataset's pool when dropped (or use [`Buffer::into_vec`] to keep it).
+/// A contiguous buffer of a batch, starting on a 64-byte boundary.
+/// Dereferences to a slice; returns to its dataset's pool when dropped.
 pub struct Buffer<T> {
-    data: Vec<T>,
-    home: Option<Arc<Mutex<Vec<Vec<T>>>>>,
+    blocks: Blocks,
+    len: usize,
+    home: Option<Arc<Mutex<Vec<Blocks>>>>,
+    kind: PhantomData<T>,
 }
 
-impl<T> Buffer<T> {
-    /// A buffer that belongs to no pool.
-    pub fn from_vec(data: Vec<T>) -> Self {
-        Buffer { data, home: None }
-    }
-
-    /// The elements, taken out of the pool's reach.
-    pub fn into_vec(mut self) -> Vec<T> {
-        self.home = None;
-        std::mem::take(&mut self.data)
+impl<T: Pod> Buffer<T> {
+    /// A buffer that belongs to no pool, holding a copy of `data`.
+    pub fn from_slice(data: &[T]) -> Self {
+        let mut blocks = vec![Block::zeroed(); blocks_for::<T>(data.len())];
+        bytemuck::cast_slice_mut::<Block, T>(&mut blocks)[..data.len()].copy_from_slice(data);
+        Buffer {
+            blocks,
+            len: data.len(),
+            home: None,
+            kind: PhantomData,
+        }
     }
 }
 
@@ -65,39 +98,62 @@ impl<T> Drop for Buffer<T> {
     fn drop(&mut self) {
         if let Some(home) = self.home.take() {
             if let Ok(mut free) = home.lock() {
-                free.push(std::mem::take(&mut self.data));
+                free.push(std::mem::take(&mut self.blocks));
             }
         }
     }
 }
 
-impl<T> Deref for Buffer<T> {
+impl<T: Pod> Deref for Buffer<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.data
+        &bytemuck::cast_slice::<Block, T>(&self.blocks)[..self.len]
     }
 }
 
-impl<T> DerefMut for Buffer<T> {
+impl<T: Pod> DerefMut for Buffer<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.data
+        &mut bytemuck::cast_slice_mut::<Block, T>(&mut self.blocks)[..self.len]
     }
 }
 
-impl<T: Clone> Clone for Buffer<T> {
+impl<T: Pod> Clone for Buffer<T> {
     fn clone(&self) -> Self {
-        Buffer::from_vec(self.data.clone())
+        Buffer::from_slice(self)
     }
 }
 
-impl<T: PartialEq> PartialEq for Buffer<T> {
+impl<T: Pod + PartialEq> PartialEq for Buffer<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.data == other.data
+        **self == **other
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for Buffer<T> {
+impl<T> std::fmt::Debug for Buffer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Buffer(len {})", self.data.len())
+        write!(f, "Buffer(len {})", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_start_on_64_bytes_and_are_recycled() {
+        let pool = Pool::<f32>::default();
+        let a = pool.take(1000);
+        assert_eq!(a.len(), 1000);
+        assert_eq!(a.as_ptr() as usize % 64, 0);
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = pool.take(1000);
+        assert_eq!(b.as_ptr(), ptr, "the same memory again");
+        let odd = Pool::<u8>::default().take(3 * 224 * 224 + 5);
+        assert_eq!(odd.as_ptr() as usize % 64, 0);
+        assert_eq!(odd.len(), 3 * 224 * 224 + 5);
+        let copy = Buffer::from_slice(&[1u8, 2, 3]);
+        assert_eq!(&copy[..], &[1, 2, 3]);
+        assert_eq!(copy.clone(), copy);
     }
 }
