@@ -59,3 +59,37 @@ def test_rank_and_world_size_from_the_arguments(packed: Path) -> None:
     ]
     assert not (shares[0] & shares[1]) and not (shares[1] & shares[2])
     assert set().union(*shares) == set(range(SHAPES_N))
+
+
+DISTRIBUTED = """
+import json, sys
+import torch.distributed as dist
+import stokehold
+
+path, store, rank = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+ds = stokehold.Dataset(path, batch_size=8, outputs="indices")  # no rank= or world_size=
+print(json.dumps({"rank": ds._args["rank"], "world": ds._args["world_size"],
+                  "indices": sorted(int(i) for b in ds for i in b)}))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_rank_and_world_size_from_torch_distributed(packed: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DISTRIBUTED, str(packed), str(store), str(rank)], stdout=subprocess.PIPE, text=True
+        )
+        for rank in range(2)
+    ]
+    outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert [(o["rank"], o["world"]) for o in outs] == [(0, 2), (1, 2)]
+    a, b = set(outs[0]["indices"]), set(outs[1]["indices"])
+    assert not (a & b) and a | b == set(range(SHAPES_N)), "disjoint shares that cover the dataset"
