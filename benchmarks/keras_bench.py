@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 CHILD = r'''
-import json, os, sys, time
+import json, sys, time
 import numpy as np, keras
 from PIL import Image
 import stokehold

@@ -112,6 +112,14 @@ fn pack_error(py: Python<'_>, e: stokehold_pack::Error) -> PyErr {
     }
 }
 
+/// For `?` in methods that hold no `Python` token: takes the GIL to build
+/// the exception.
+impl From<Failure> for PyErr {
+    fn from(failure: Failure) -> PyErr {
+        Python::attach(|py| failure.into_pyerr(py))
+    }
+}
+
 impl Failure {
     pub(crate) fn into_pyerr(self, py: Python<'_>) -> PyErr {
         use stokehold_index::Error as E;

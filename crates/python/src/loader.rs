@@ -337,17 +337,12 @@ impl NativeLoader {
     /// Ends the current epoch if any of it was consumed; a no-op right
     /// after an epoch ended by itself.
     fn end_epoch(&self) -> PyResult<()> {
-        self.generator
-            .end_epoch()
-            .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))
+        Ok(self.generator.end_epoch().map_err(Failure::from)?)
     }
 
     /// `(epoch, next_batch, seed, fingerprint)`.
     fn state(&self) -> PyResult<(u64, usize, u64, u64)> {
-        let s = self
-            .generator
-            .state()
-            .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))?;
+        let s = self.generator.state().map_err(Failure::from)?;
         Ok((s.epoch, s.next_batch, s.seed, s.fingerprint))
     }
 
@@ -361,7 +356,8 @@ impl NativeLoader {
                 seed,
                 fingerprint,
             })
-            .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))
+            .map_err(Failure::from)?;
+        Ok(())
     }
 
     /// Stops the workers (in the process that made the loader; a forked

@@ -220,10 +220,7 @@ impl Manifest {
 
     /// `(train, val)`: a deterministic split, stratified by class.
     fn split(&self, val: f64, seed: u64) -> PyResult<(Manifest, Manifest)> {
-        let (train, val) = self
-            .inner
-            .split(val, seed)
-            .map_err(|e| Python::attach(|py| Failure::from(e).into_pyerr(py)))?;
+        let (train, val) = self.inner.split(val, seed).map_err(Failure::from)?;
         Ok((Manifest { inner: train }, Manifest { inner: val }))
     }
 
