@@ -31,7 +31,7 @@ train_m, val_m = stokehold.index(shapes / "instances.json").split(val=0.2, seed=
 stokehold.pack(train_m, data / f"train-{a.size}.h5", size=a.size, force=True)
 stokehold.pack(val_m, data / f"val-{a.size}.h5", size=a.size, force=True)
 
-common = dict(layout="channels_first", workers=None if a.num_workers == 0 else 1)
+common = dict(data_format="channels_first", num_threads=None if a.num_workers == 0 else 1)
 train = stokehold.Dataset(data / f"train-{a.size}.h5", batch_size=32, augment={"hflip": 0.5}, **common)
 val = stokehold.Dataset(data / f"val-{a.size}.h5", batch_size=64, shuffle=False, **common)
 loader = torch.utils.data.DataLoader(train.torch(), batch_size=None, num_workers=a.num_workers)

@@ -20,9 +20,16 @@ from .errors import (
     StokeholdIOError,
     StrictModeError,
 )
-from .manifest import DEFAULT_MAX_PIXELS, Manifest, index
+from .manifest import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SOURCE_BYTES,
+    Manifest,
+    index,
+)
 from .pack import PackReport, inspect, pack, preview
-from .dataset import Dataset
+from .dataset import Dataset, SkippedSample
 
 __all__ = [
     "__version__",
@@ -36,7 +43,11 @@ __all__ = [
     "Sample",
     "Box",
     "Finding",
+    "SkippedSample",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_SOURCE_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
     "StokeholdError",
     "SourceNotFoundError",
     "StokeholdIOError",

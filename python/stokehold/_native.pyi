@@ -1,17 +1,35 @@
 """Type stubs for the private extension module ``stokehold._native``."""
 
-from typing import Any, Dict, List, Optional, Tuple, final
+from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 __all__ = [
     "Box",
+    "CHOICES",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_SOURCE_BYTES",
+    "EmptyDatasetError",
     "Finding",
+    "InvalidArgumentError",
+    "InvalidFileError",
+    "InvalidSourceError",
+    "LoaderClosedError",
+    "MAX_THREADS",
     "Manifest",
     "NativeLoader",
+    "OutputExistsError",
     "PackReport",
     "PixelBuffer",
     "Sample",
+    "SampleError",
+    "SampleIndexError",
+    "SourceNotFoundError",
+    "StokeholdError",
+    "StokeholdIOError",
+    "StrictModeError",
     "__version__",
+    "check_output",
     "cli_main",
     "index",
     "inspect",
@@ -20,17 +38,51 @@ __all__ = [
 ]
 
 __version__: str
+CHOICES: Dict[str, List[str]]
 DEFAULT_MAX_PIXELS: int
+DEFAULT_MAX_FILE_BYTES: int
+DEFAULT_MAX_SOURCE_BYTES: int
+DEFAULT_MAX_LINE_BYTES: int
+MAX_THREADS: int
+
+class StokeholdError(Exception):
+    path: Optional[str]
+    index: Optional[int]
+
+class SourceNotFoundError(StokeholdError, FileNotFoundError): ...
+class StokeholdIOError(StokeholdError, OSError): ...
+
+class InvalidSourceError(StokeholdError, ValueError):
+    line: Optional[int]
+
+class InvalidArgumentError(StokeholdError, ValueError): ...
+
+class StrictModeError(StokeholdError, ValueError):
+    findings: List[Finding]
+
+class OutputExistsError(StokeholdError, FileExistsError): ...
+
+class EmptyDatasetError(StokeholdError, ValueError):
+    findings: List[Finding]
+
+class InvalidFileError(StokeholdError, ValueError): ...
+class SampleIndexError(StokeholdError, IndexError): ...
+class SampleError(StokeholdError, ValueError): ...
+class LoaderClosedError(StokeholdError, RuntimeError): ...
 
 def cli_main(argv: List[str]) -> int: ...
 def index(
     source: str,
-    format: Optional[str] = None,
-    strict: bool = False,
-    classes: Optional[List[str]] = None,
-    max_pixels: int = ...,
-    image_root: Optional[str] = None,
-    workers: Optional[int] = None,
+    format: Optional[str],
+    strict: bool,
+    classes: Optional[List[str]],
+    image_root: Optional[str],
+    num_threads: Optional[int],
+    max_pixels: int,
+    max_file_bytes: int,
+    max_source_bytes: int,
+    max_line_bytes: int,
+    progress: Optional[Callable[[int, int], None]],
 ) -> Manifest: ...
 @final
 class Box:
@@ -78,7 +130,7 @@ class Finding:
 @final
 class Manifest:
     @staticmethod
-    def load(path: str) -> Manifest: ...
+    def load(path: str, max_line_bytes: int) -> Manifest: ...
     def save(self, path: str) -> None: ...
     def __len__(self) -> int: ...
     @property
@@ -115,8 +167,9 @@ class PackReport:
     @property
     def file_bytes(self) -> int: ...
     @property
-    def workers(self) -> int: ...
+    def num_threads(self) -> int: ...
 
+def check_output(out: str, force: bool) -> None: ...
 def pack(
     manifest: Manifest,
     out: str,
@@ -127,10 +180,12 @@ def pack(
     storage: str,
     quality: int,
     fill: int,
-    workers: Optional[int],
+    num_threads: Optional[int],
     strict: bool,
     force: bool,
     max_pixels: int,
+    max_file_bytes: int,
+    progress: Optional[Callable[[int, int], None]],
 ) -> PackReport: ...
 def inspect(path: str) -> Dict[str, Any]: ...
 def preview(path: str, out: str, n: int = 64, seed: int = 0) -> List[int]: ...
@@ -156,7 +211,7 @@ class NativeLoader:
         world_size: int,
         shard: str,
         dtype: str,
-        layout: str,
+        data_format: str,
         normalize: bool,
         mean: Optional[List[float]],
         std: Optional[List[float]],
@@ -164,10 +219,13 @@ class NativeLoader:
         random_resized_crop: Optional[Tuple[Tuple[float, float], Tuple[float, float]]],
         one_hot: bool,
         max_boxes: Optional[int],
-        workers: Optional[int],
+        num_threads: Optional[int],
         prefetch: Optional[int],
-        order: str,
+        in_order: bool,
         epoch: int,
+        on_error: str,
+        max_pixels: int,
+        max_file_bytes: int,
     ) -> NativeLoader: ...
     def __len__(self) -> int: ...
     def samples_per_epoch(self) -> int: ...
@@ -179,6 +237,7 @@ class NativeLoader:
     def stats(self) -> Optional[Tuple[List[float], List[float]]]: ...
     def next_batch(self) -> Dict[str, Any]: ...
     def batch(self, epoch: int, index: int) -> Dict[str, Any]: ...
+    def skipped(self) -> Tuple[List[Tuple[int, int, str]], int]: ...
     def end_epoch(self) -> None: ...
     def state(self) -> Tuple[int, int, int, int]: ...
     def restore(self, state: Tuple[int, int, int, int]) -> None: ...

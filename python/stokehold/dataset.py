@@ -3,9 +3,10 @@
 The batches come from Rust worker threads that run ahead of the consumer
 (at most ``prefetch`` batches), in a deterministic order, every sample of
 this rank's share exactly once per epoch. A ``Dataset`` is a Keras 3
-``PyDataset`` when Keras is installed, an iterable of numpy batches always,
-and has adapters for PyTorch (:meth:`Dataset.torch`) and JAX
-(:func:`stokehold.jax.prefetch_to_device`).
+``PyDataset`` when Keras is installed (:mod:`stokehold.keras`), an iterable
+of numpy batches always, and has adapters for PyTorch (:meth:`Dataset.torch`,
+:mod:`stokehold.torch`) and JAX (:mod:`stokehold.jax`). This module holds
+no framework code.
 """
 
 from __future__ import annotations
@@ -13,33 +14,43 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from . import _native
-from .manifest import Manifest, PathLike, index
+from . import _checks, _native
+from .errors import InvalidArgumentError, LoaderClosedError
+from .manifest import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, Manifest, PathLike, index
 
-__all__ = ["Dataset", "Outputs"]
+__all__ = ["Dataset", "Outputs", "SkippedSample"]
 
 #: A batch structure: a name, or a tuple / list / dict of structures.
 Outputs = Union[str, Tuple[Any, ...], Mapping[str, Any]]
 
 _NAMES = ("images", "labels", "one_hot", "boxes", "box_labels", "box_counts", "indices")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+class SkippedSample(NamedTuple):
+    """A sample replaced in its batch under ``on_error="skip"``."""
+
+    epoch: int
+    sample: int
+    reason: str
 
 
 def _is_packed(source: PathLike) -> bool:
+    """A packed file: HDF5 by its first bytes, or by its name (a damaged
+    ``.h5`` is then refused as a packed file, not parsed as a CSV)."""
     path = os.fspath(source)
+    if os.path.splitext(path)[1].lower() in (".h5", ".hdf5"):
+        return True
     if not os.path.isfile(path):
         return False
     with open(path, "rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+        return f.read(8) == _HDF5_MAGIC
 
 
 def _structure(outputs: Outputs, batch: Dict[str, Any]) -> Any:
     if isinstance(outputs, str):
-        if outputs not in batch:
-            raise KeyError(
-                f"output {outputs!r} is not in the batch (available: {', '.join(k for k in _NAMES if k in batch)})"
-            )
         return batch[outputs]
     if isinstance(outputs, Mapping):
         return {k: _structure(v, batch) for k, v in outputs.items()}
@@ -49,15 +60,35 @@ def _structure(outputs: Outputs, batch: Dict[str, Any]) -> Any:
 def _check_outputs(outputs: Outputs, one_hot: bool) -> None:
     if isinstance(outputs, str):
         if outputs not in _NAMES:
-            raise ValueError(f"unknown output {outputs!r}; the batch has {', '.join(_NAMES)}")
+            raise InvalidArgumentError(f"outputs: unknown output {outputs!r}; a batch has {', '.join(_NAMES)}")
         if outputs == "one_hot" and not one_hot:
-            raise ValueError("output 'one_hot' needs one_hot=True")
+            raise InvalidArgumentError("outputs: 'one_hot' needs one_hot=True")
     elif isinstance(outputs, Mapping):
         for v in outputs.values():
             _check_outputs(v, one_hot)
-    else:
+    elif isinstance(outputs, (tuple, list)):
         for o in outputs:
             _check_outputs(o, one_hot)
+    else:
+        raise InvalidArgumentError(f"outputs must be a name, or a tuple, list or dict of them; got {outputs!r}")
+
+
+def _crop_ranges(rrc: Any) -> Optional[Tuple[Tuple[float, float], Tuple[float, float]]]:
+    if rrc is None or rrc is False:
+        return None
+    if rrc is True:
+        return ((0.08, 1.0), (3 / 4, 4 / 3))
+    try:
+        (s0, s1), (r0, r1) = rrc
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"augment random_resized_crop must be True or ((scale_low, scale_high), (ratio_low, ratio_high)); got {rrc!r}"
+        ) from None
+    name = "augment random_resized_crop"
+    return (
+        (_checks.number(f"{name} scale", s0), _checks.number(f"{name} scale", s1)),
+        (_checks.number(f"{name} ratio", r0), _checks.number(f"{name} ratio", r1)),
+    )
 
 
 class Dataset:
@@ -66,23 +97,36 @@ class Dataset:
     ``source``: a file written by :func:`stokehold.pack`, or a
     :class:`Manifest` / anything :func:`stokehold.index` accepts, decoded and
     resized in the workers to ``size=(height, width)`` with the same code as
-    ``pack``.
+    ``pack`` (``resize``, ``filter``, ``channels``; ``mean=``/``std=`` to
+    normalize). ``size``, ``resize``, ``filter`` and ``channels`` belong to
+    the just-in-time path: a packed file already has its shape.
 
     Each item is the ``outputs`` structure of named arrays: ``"images"``
     (``(B, H, W, C)`` float32 normalized with the file's mean/std, or uint8
     with ``dtype="uint8"``; ``(B, C, H, W)`` with
-    ``layout="channels_first"``), ``"labels"`` (int64), ``"one_hot"``
-    (float32, with ``one_hot=True``), ``"boxes"`` (``(B, K, 4)`` float32,
-    -1 padded), ``"box_labels"``, ``"box_counts"``, ``"indices"`` (sample
-    indices). The default ``("images", "labels")`` is Keras's ``(x, y)``; a
-    model with several inputs or outputs takes e.g.
-    ``({"image": "images"}, {"class": "one_hot", "boxes": "boxes"})``.
+    ``data_format="channels_first"``), ``"labels"`` (int64, -1 for a sample
+    without a class), ``"one_hot"`` (float32, with ``one_hot=True``),
+    ``"boxes"`` (``(B, K, 4)`` float32, -1 padded), ``"box_labels"``,
+    ``"box_counts"``, ``"indices"`` (sample indices). The default
+    ``("images", "labels")`` is Keras's ``(x, y)``; a model with several
+    inputs or outputs takes e.g. ``({"image": "images"}, {"class": "one_hot",
+    "boxes": "boxes"})``.
 
     Order: with ``shuffle=True`` each epoch is a permutation keyed by
-    ``(seed, epoch)``; ranks (``rank``, ``world_size``) read disjoint shares
-    of equal length. ``augment={"hflip": 0.5, "random_resized_crop": ((0.08,
-    1.0), (3 / 4, 4 / 3))}`` draws from a stream keyed by ``(seed, epoch,
-    sample)``.
+    ``(seed, epoch)``; ranks (``rank``, ``world_size``, default
+    ``torch.distributed``'s) read disjoint shares of equal length
+    (``shard="pad"`` repeats a few samples, ``"drop"`` leaves the remainder
+    out). ``augment={"hflip": 0.5, "random_resized_crop": True}`` draws from a
+    stream keyed by ``(seed, epoch, sample)``. ``num_threads`` worker threads
+    (default ``STOKEHOLD_NUM_THREADS`` or the core count; at most 8 per core)
+    build batches at most ``prefetch`` ahead (default twice the threads),
+    delivered in order (``in_order=False``: as they complete).
+
+    A sample that cannot be read or decoded fails its batch with a
+    :class:`stokehold.SampleError`; with ``on_error="skip"`` it is replaced
+    by the next sample of the epoch's order that loads (at most 16 tries),
+    so batch shapes and counts stay the same, and it is listed in
+    :attr:`skipped` (the ``"indices"`` output names the replacement).
 
     Keras calls ``ds[i]``. With ``shuffle=False`` it returns batch ``i``
     exactly (``predict`` rows stay in sample order). With ``shuffle=True`` the
@@ -92,125 +136,149 @@ class Dataset:
     ``model.fit``'s default ``shuffle=True``. :meth:`batch` gives exact random
     access. ``on_epoch_end`` (Keras calls it) moves to the next epoch.
 
-    Keras's own ``workers`` / ``use_multiprocessing`` attributes stay at 1 /
-    False: the loader runs ahead by itself. Setting them works (Keras worker
-    threads share this Dataset; worker processes get copies that return
-    exactly the batch asked for, of the epoch the parent is in) but adds
-    only overhead.
+    After :meth:`close`, every call raises :class:`stokehold.LoaderClosedError`.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Dataset":
         # Become a keras.utils.PyDataset when Keras is installed, importing it
         # only then (and only when a Dataset is made, not at import).
         if cls is Dataset and importlib.util.find_spec("keras") is not None:
-            return super().__new__(_keras_class())
+            from .keras import keras_dataset_class
+
+            return super().__new__(keras_dataset_class())
         return super().__new__(cls)
 
     def __init__(
         self,
         source: Union[PathLike, Manifest],
         batch_size: int = 32,
+        *,
         shuffle: bool = True,
         seed: int = 0,
-        workers: Optional[int] = None,
+        num_threads: Optional[int] = None,
         prefetch: Optional[int] = None,
+        in_order: bool = True,
         normalize: bool = True,
         dtype: str = "float32",
+        data_format: str = "channels_last",
         augment: Optional[Mapping[str, Any]] = None,
         outputs: Outputs = ("images", "labels"),
-        rank: Optional[int] = None,
-        world_size: Optional[int] = None,
-        drop_last: bool = False,
-        *,
-        size: Optional[Union[int, Tuple[int, int]]] = None,
-        resize: str = "stretch",
-        channels: int = 3,
-        layout: str = "channels_last",
         one_hot: bool = False,
         max_boxes: Optional[int] = None,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+        shard: str = "pad",
+        drop_last: bool = False,
+        epoch: int = 0,
+        on_error: str = "raise",
+        size: Optional[Union[int, Tuple[int, int]]] = None,
+        resize: Optional[str] = None,
+        filter: Optional[str] = None,
+        channels: Optional[int] = None,
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
-        shard: str = "pad",
-        order: str = "ordered",
-        epoch: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        progress: Optional[bool] = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-        if dtype not in ("float32", "uint8"):
-            raise ValueError(f"dtype must be 'float32' or 'uint8'; got {dtype!r}")
+        choices = _native.CHOICES
+        batch_size = _checks.integer("batch_size", batch_size, 1, 1 << 24)
+        _checks.choice("dtype", dtype, choices["dtype"])
+        _checks.choice("data_format", data_format, choices["data_format"])
+        _checks.choice("shard", shard, choices["shard"])
+        _checks.choice("on_error", on_error, choices["on_error"])
         _check_outputs(outputs, one_hot)
         augment = dict(augment or {})
         unknown = set(augment) - {"hflip", "random_resized_crop"}
         if unknown:
-            raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: hflip, random_resized_crop")
-        rrc = augment.get("random_resized_crop")
-        if rrc is True:
-            rrc = ((0.08, 1.0), (3 / 4, 4 / 3))
+            raise InvalidArgumentError(f"augment: unknown augmentation(s) {sorted(unknown)}; known: hflip, random_resized_crop")
+        hflip = _checks.number("augment hflip", augment.get("hflip", 0.0), 0.0, 1.0)
+        rrc = _crop_ranges(augment.get("random_resized_crop"))
         if rank is None or world_size is None:
             rank, world_size = _distributed_rank(rank, world_size)
+        world_size = _checks.integer("world_size", world_size, 1, 1 << 20)
+        rank = _checks.integer("rank", rank, 0, world_size - 1)
         packed = _is_packed(source) if not isinstance(source, Manifest) else False
-        manifest = None
         # A path is kept so that a pickled Dataset (DataLoader workers with
         # spawn) can index it again in the child.
         self._source_path = None if isinstance(source, Manifest) else os.fspath(source)
-        if not packed:
-            manifest = source if isinstance(source, Manifest) else index(source)
+        manifest = None
+        if packed:
+            given = [n for n, v in (("size", size), ("resize", resize), ("filter", filter), ("channels", channels)) if v is not None]
+            if given:
+                raise InvalidArgumentError(
+                    f"{', '.join(given)}: a packed file already has its shape and resize policy; "
+                    "these apply to a manifest decoded just in time (pack again to change them)"
+                )
+        else:
             if size is None:
-                raise ValueError("a manifest source is decoded just in time: give size=(height, width)")
+                raise InvalidArgumentError("size: a manifest source is decoded just in time: give size=(height, width)")
             if normalize and dtype == "float32" and (mean is None or std is None):
-                raise ValueError(
-                    "a manifest source has no statistics: give mean= and std= (0-255 scale, e.g. from"
+                raise InvalidArgumentError(
+                    "mean, std: a manifest source has no statistics: give mean= and std= (0-255 scale, e.g. from"
                     " stokehold.pack(...).mean), or normalize=False"
                 )
-        if isinstance(size, int):
-            size = (size, size)
+            manifest = (
+                source
+                if isinstance(source, Manifest)
+                else index(source, progress=progress, max_pixels=max_pixels, max_file_bytes=max_file_bytes)
+            )
+        mean_list = None if mean is None else [_checks.number("mean", m) for m in mean]
+        std_list = None if std is None else [_checks.number("std", s) for s in std]
         self._args: Dict[str, Any] = dict(
             packed=self._source_path if packed else None,
             manifest=None if manifest is None else manifest._inner,
-            size=None if size is None else (int(size[0]), int(size[1])),
-            resize=resize,
-            filter="bilinear",
-            channels=channels,
+            size=None if size is None else _checks.size("size", size),
+            resize=_checks.choice("resize", resize or "stretch", choices["resize"]),
+            filter=_checks.choice("filter", filter or "bilinear", choices["filter"]),
+            channels=3 if channels is None else _checks.integer("channels", channels, 1, 3),
             batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
+            shuffle=bool(shuffle),
+            seed=_checks.integer("seed", seed, 0, 2**64 - 1),
+            drop_last=bool(drop_last),
             rank=rank,
             world_size=world_size,
             shard=shard,
             dtype=dtype,
-            layout=layout,
-            normalize=normalize,
-            mean=None if mean is None else [float(m) for m in mean],
-            std=None if std is None else [float(s) for s in std],
-            hflip=float(augment.get("hflip", 0.0)),
+            data_format=data_format,
+            normalize=bool(normalize),
+            mean=mean_list,
+            std=std_list,
+            hflip=hflip,
             random_resized_crop=rrc,
-            one_hot=one_hot,
-            max_boxes=max_boxes,
-            workers=workers,
-            prefetch=prefetch,
-            order=order,
-            epoch=epoch,
+            one_hot=bool(one_hot),
+            max_boxes=_checks.optional_integer("max_boxes", max_boxes, 0, 100_000),
+            num_threads=_checks.optional_integer("num_threads", num_threads, 1),
+            prefetch=_checks.optional_integer("prefetch", prefetch, 1, 1024),
+            in_order=bool(in_order),
+            epoch=_checks.integer("epoch", epoch, 0),
+            on_error=on_error,
+            max_pixels=_checks.integer("max_pixels", max_pixels, 1),
+            max_file_bytes=_checks.integer("max_file_bytes", max_file_bytes, 1),
         )
         self.outputs = outputs
         self._lock = threading.Lock()
         self._pid = -1
+        self._closed = False
         self._native_loader: Optional[_native.NativeLoader] = None
         # The process whose __getitem__ calls follow the loader's own order;
         # copies in other processes (Keras's use_multiprocessing workers)
         # return exactly the batch asked for, of the epoch ``_epoch``.
         self._home = os.getpid()
-        self._epoch = epoch
+        self._epoch = self._args["epoch"]
         self._home_calls = 0
         self._native()  # open now: errors surface here, not in the first batch
-        keras_init = getattr(self, "_keras_init", None)
-        if keras_init is not None:
-            keras_init()
+        self._framework_init()
+
+    def _framework_init(self) -> None:
+        """Set up by a framework subclass (Keras's PyDataset attributes)."""
 
     # The native loader belongs to the process that made it: after a fork it
     # is made anew (its worker threads do not survive the fork), and a pickle
     # carries the arguments, not the handle.
     def _native(self) -> _native.NativeLoader:
+        if self._closed:
+            raise LoaderClosedError("the dataset is closed; make a new Dataset to read again")
         if self._native_loader is None or self._pid != os.getpid():
             # A forked copy starts at the epoch its parent was in (the
             # parent's loader, copied without its threads, is left alone).
@@ -237,10 +305,11 @@ class Dataset:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         resume = state.pop("_resume", None)
         if state["_args"]["packed"] is None and state["_args"]["manifest"] is None:
-            state["_args"] = {**state["_args"], "manifest": index(state["_source_path"])._inner}
+            state["_args"] = {**state["_args"], "manifest": index(state["_source_path"], progress=False)._inner}
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._native_loader = None
+        self._closed = False
         self._pid = -1
         if resume is not None:
             self._epoch = resume[0]
@@ -274,6 +343,32 @@ class Dataset:
         """Samples in this rank's share of one epoch."""
         return self._native().samples_per_epoch()
 
+    @property
+    def rank(self) -> int:
+        """This process's rank: which share of each epoch it reads."""
+        return int(self._args["rank"])
+
+    @property
+    def world_size(self) -> int:
+        """How many ranks share each epoch."""
+        return int(self._args["world_size"])
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        """Worker threads asked for (None: ``STOKEHOLD_NUM_THREADS`` or the core count)."""
+        return self._args["num_threads"]  # type: ignore[no-any-return]
+
+    @property
+    def skipped(self) -> List[SkippedSample]:
+        """Samples replaced under ``on_error="skip"`` (the most recent 10,000)."""
+        found, _ = self._native().skipped()
+        return [SkippedSample(*s) for s in found]
+
+    @property
+    def num_skipped(self) -> int:
+        """How many samples were replaced under ``on_error="skip"`` in all."""
+        return self._native().skipped()[1]
+
     # -- the Sequence contract ---------------------------------------------
     def __len__(self) -> int:
         return len(self._native())
@@ -303,7 +398,8 @@ class Dataset:
         loader = self._native()
         if epoch is None:
             epoch = loader.state()[0]
-        return _structure(self.outputs, loader.batch(epoch, index))
+        index = _checks.integer("index", index, 0)
+        return _structure(self.outputs, loader.batch(_checks.integer("epoch", epoch, 0), index))
 
     def on_epoch_end(self) -> None:
         """Moves to the next epoch (once, however often it is called at an epoch end)."""
@@ -319,19 +415,26 @@ class Dataset:
             self._epoch = loader.state()[0]
             self._home_calls = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Starts epoch ``epoch`` from its first batch (as torch's
+        ``DistributedSampler.set_epoch``)."""
+        epoch = _checks.integer("epoch", epoch, 0)
+        _, _, seed, fingerprint = self._native().state()
+        self._native().restore((epoch, 0, seed, fingerprint))
+        self._epoch = epoch
+
     def __iter__(self) -> Iterator[Any]:
         """The rest of the current epoch's batches, in order."""
         loader = self._native()
         epoch, next_batch, _, _ = loader.state()
         for _ in range(next_batch, len(self)):
-            yield _structure(self.outputs, loader.next_batch())
+            yield _structure(self.outputs, self._native().next_batch())
 
     def generator(self) -> Iterator[Any]:
         """An endless iterator that cycles epochs (reshuffling each): for
         ``model.fit(ds.generator(), steps_per_epoch=S)``."""
-        loader = self._native()
         while True:
-            yield _structure(self.outputs, loader.next_batch())
+            yield _structure(self.outputs, self._native().next_batch())
 
     def state_dict(self) -> Dict[str, int]:
         """Where the loader is: ``load_state_dict`` of it resumes the exact batches."""
@@ -340,20 +443,61 @@ class Dataset:
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         """Resumes at a ``state_dict()``."""
-        self._native().restore((state["epoch"], state["next_batch"], state["seed"], state["fingerprint"]))
-        self._epoch = state["epoch"]
+        try:
+            values = (state["epoch"], state["next_batch"], state["seed"], state["fingerprint"])
+        except (KeyError, TypeError):
+            raise InvalidArgumentError(
+                f"state must be a dict from state_dict() with epoch, next_batch, seed and fingerprint; got {state!r}"
+            ) from None
+        names = ("epoch", "next_batch", "seed", "fingerprint")
+        checked = tuple(_checks.integer(f"state[{n!r}]", v, 0, 2**64 - 1) for n, v in zip(names, values))
+        self._native().restore(checked)  # type: ignore[arg-type]
+        self._epoch = checked[0]
 
     def close(self) -> None:
-        """Stops the worker threads and frees the buffers."""
+        """Stops the worker threads and frees the buffers. Later calls raise
+        :class:`stokehold.LoaderClosedError`; closing twice is fine."""
         if self._native_loader is not None and self._pid == os.getpid():
             self._native_loader.close()
         self._native_loader = None
+        self._closed = True
 
     def __enter__(self) -> "Dataset":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- copies -------------------------------------------------------------
+    def shard(self, index: int, count: int, *, num_threads: Optional[int] = None) -> "Dataset":
+        """A copy that reads share ``index`` of ``count`` of this dataset's
+        share: rank ``rank * count + index`` of ``world_size * count``. The
+        copy starts at this dataset's current epoch. (What each worker
+        process of a torch ``DataLoader`` reads.)"""
+        count = _checks.integer("count", count, 1, 1 << 20)
+        index = _checks.integer("index", index, 0, count - 1)
+        changes: Dict[str, Any] = {
+            "rank": self.rank * count + index,
+            "world_size": self.world_size * count,
+            "epoch": self._epoch,
+        }
+        if num_threads is not None:
+            changes["num_threads"] = _checks.integer("num_threads", num_threads, 1)
+        return self._copy(changes)
+
+    def _copy(self, changes: Dict[str, Any]) -> "Dataset":
+        """A copy with other loader arguments (in this process: no pickling)."""
+        if self._closed:
+            raise LoaderClosedError("the dataset is closed; make a new Dataset to read again")
+        clone = object.__new__(type(self))
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_native_loader", "_lock")}
+        state["_args"] = {**self._args, **changes}
+        state["_epoch"] = changes.get("epoch", self._epoch)
+        state["_home"] = os.getpid()
+        state["_home_calls"] = 0
+        clone.__setstate__(state)
+        clone._framework_init()
+        return clone
 
     # -- adapters -----------------------------------------------------------
     def torch(self) -> Any:
@@ -364,21 +508,11 @@ class Dataset:
 
         return TorchDataset(self)
 
-    def _with(self, **changes: Any) -> "Dataset":
-        """A copy with other loader arguments (in this process: no pickling)."""
-        clone = object.__new__(type(self))
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_native_loader", "_lock")}
-        state["_args"] = {**self._args, **changes}
-        state["_epoch"] = changes.get("epoch", self._epoch)
-        clone.__setstate__(state)
-        keras_init = getattr(clone, "_keras_init", None)
-        if keras_init is not None:
-            keras_init()
-        return clone
-
     def __repr__(self) -> str:
         a = self._args
-        src = a["packed"] or "manifest"
+        src = a["packed"] or self._source_path or "manifest"
+        if self._closed:
+            return f"<stokehold.Dataset {src} (closed)>"
         return (
             f"<stokehold.Dataset {src}: {self.samples_per_epoch} samples, {len(self)} batches of {a['batch_size']},"
             f" shuffle={a['shuffle']}, rank {a['rank']}/{a['world_size']}>"
@@ -387,6 +521,7 @@ class Dataset:
 
 def _unpickle(state: Dict[str, Any]) -> Dataset:
     ds = Dataset.__new__(Dataset)
+    # The state holds the framework's own attributes too (Keras's workers).
     ds.__setstate__(state)
     return ds
 
@@ -401,34 +536,3 @@ def _distributed_rank(rank: Optional[int], world_size: Optional[int]) -> Tuple[i
     if dist is not None and dist.is_available() and dist.is_initialized():
         return (dist.get_rank() if rank is None else rank, dist.get_world_size() if world_size is None else world_size)
     return (rank or 0, world_size or 1)
-
-
-_KERAS_CLASS: Optional[type] = None
-
-
-def _keras_class() -> type:
-    """Dataset as a keras.utils.PyDataset, or plain Dataset when Keras
-    cannot be imported (e.g. its configured backend is not installed)."""
-    global _KERAS_CLASS
-    if _KERAS_CLASS is None:
-        try:
-            import keras
-        except Exception:  # noqa: BLE001 - any failure of Keras's own import
-            _KERAS_CLASS = Dataset
-            return Dataset
-
-        class KerasDataset(Dataset, keras.utils.PyDataset):  # type: ignore[misc]
-            """A stokehold Dataset that Keras recognises as a PyDataset."""
-
-            def _keras_init(self) -> None:
-                # Keras's own workers are not needed: the loader runs ahead.
-                keras.utils.PyDataset.__init__(self, workers=1, use_multiprocessing=False)
-
-            @property
-            def num_batches(self) -> int:
-                return len(self)
-
-        KerasDataset.__name__ = "Dataset"
-        KerasDataset.__qualname__ = "Dataset"
-        _KERAS_CLASS = KerasDataset
-    return _KERAS_CLASS

@@ -2,16 +2,39 @@
 
 Every error derives from :class:`StokeholdError`, and also from the built-in
 exception a Python user would expect (``ValueError``, ``FileNotFoundError``,
-``OSError``), so existing ``except`` clauses keep working. Messages name the
-file, line, sample or byte offset concerned.
+``OSError``, ``IndexError``), so existing ``except`` clauses keep working.
+Messages name the file, line, sample, byte offset or parameter concerned,
+and the exceptions carry it as data:
+
+- ``SourceNotFoundError``, ``StokeholdIOError``, ``OutputExistsError`` (OS
+  errors): ``.filename`` and ``.errno``, as any ``OSError``;
+- ``SampleError``: ``.path`` (the image or packed file) and ``.index``
+  (the sample); ``SampleIndexError``: ``.index``;
+- ``InvalidSourceError``: ``.filename`` and, for a manifest, ``.line``;
+  ``InvalidFileError``: ``.filename``;
+- ``StrictModeError`` and ``EmptyDatasetError``: ``.findings``, every
+  problem found.
+
+The classes are defined by the native module (so that the Rust code that
+raises them names them at compile time) and re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List
-
-if TYPE_CHECKING:
-    from ._native import Finding
+from ._native import (
+    EmptyDatasetError,
+    InvalidArgumentError,
+    InvalidFileError,
+    InvalidSourceError,
+    LoaderClosedError,
+    OutputExistsError,
+    SampleError,
+    SampleIndexError,
+    SourceNotFoundError,
+    StokeholdError,
+    StokeholdIOError,
+    StrictModeError,
+)
 
 __all__ = [
     "StokeholdError",
@@ -27,63 +50,3 @@ __all__ = [
     "SampleError",
     "LoaderClosedError",
 ]
-
-
-class StokeholdError(Exception):
-    """Base class of every stokehold error."""
-
-
-class SourceNotFoundError(StokeholdError, FileNotFoundError):
-    """A source, manifest or image path does not exist."""
-
-
-class StokeholdIOError(StokeholdError, OSError):
-    """Reading or writing a file failed (permissions, disk full, I/O error)."""
-
-
-class InvalidSourceError(StokeholdError, ValueError):
-    """A source or manifest is not valid for its format (bad JSON, missing column…)."""
-
-
-class InvalidArgumentError(StokeholdError, ValueError):
-    """An argument is out of its range or names something unknown."""
-
-
-class StrictModeError(StokeholdError, ValueError):
-    """``strict=True`` and problems were found; ``.findings`` lists them all."""
-
-    findings: List["Finding"]
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self.findings = []
-
-
-class OutputExistsError(StokeholdError, FileExistsError):
-    """The output file exists and ``force=True`` was not given."""
-
-
-class EmptyDatasetError(StokeholdError, ValueError):
-    """No sample could be packed; ``.findings`` says why for each."""
-
-    findings: List["Finding"]
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self.findings = []
-
-
-class InvalidFileError(StokeholdError, ValueError):
-    """A file is not a valid stokehold packed file (or is of a newer format version)."""
-
-
-class SampleIndexError(StokeholdError, IndexError):
-    """A sample index past the end of the data."""
-
-
-class SampleError(StokeholdError, ValueError):
-    """A sample could not be read or decoded while loading; the message names it."""
-
-
-class LoaderClosedError(StokeholdError, RuntimeError):
-    """The dataset's loader was closed."""

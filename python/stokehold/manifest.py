@@ -5,17 +5,29 @@ from __future__ import annotations
 import os
 from typing import Iterator, List, Optional, Sequence, Tuple, Union, overload
 
-from . import _native
+from . import _checks, _native
 from ._native import Finding, Sample
+from ._progress import Bar
 
-__all__ = ["Manifest", "index", "DEFAULT_MAX_PIXELS"]
+__all__ = [
+    "Manifest",
+    "index",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_SOURCE_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Images with more pixels than this are refused unless ``max_pixels`` says otherwise.
+#: Images with more pixels than this are refused (``max_pixels=``): 100 megapixels.
 DEFAULT_MAX_PIXELS: int = _native.DEFAULT_MAX_PIXELS
-
-_FORMATS = ("auto", "folder", "csv", "coco", "voc", "manifest")
+#: Image files larger than this are refused (``max_file_bytes=``): 1 GiB.
+DEFAULT_MAX_FILE_BYTES: int = _native.DEFAULT_MAX_FILE_BYTES
+#: CSV, COCO JSON and VOC XML files larger than this are refused (``max_source_bytes=``): 4 GiB.
+DEFAULT_MAX_SOURCE_BYTES: int = _native.DEFAULT_MAX_SOURCE_BYTES
+#: CSV rows and manifest lines longer than this are refused (``max_line_bytes=``): 16 MiB.
+DEFAULT_MAX_LINE_BYTES: int = _native.DEFAULT_MAX_LINE_BYTES
 
 
 class Manifest:
@@ -34,9 +46,14 @@ class Manifest:
         self._inner = inner
 
     @classmethod
-    def load(cls, path: PathLike) -> "Manifest":
-        """Reads a JSON-lines manifest written by :meth:`save` or ``stokehold index``."""
-        return cls(_native.Manifest.load(os.fspath(path)))
+    def load(cls, path: PathLike, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> "Manifest":
+        """Reads a JSON-lines manifest written by :meth:`save` or ``stokehold index``.
+
+        Every line is checked; an error names the line. A line longer than
+        ``max_line_bytes`` is refused.
+        """
+        limit = _checks.integer("max_line_bytes", max_line_bytes, 1)
+        return cls(_native.Manifest.load(os.fspath(path), limit))
 
     def save(self, path: PathLike) -> None:
         """Writes the JSON-lines form to ``path`` (atomically: temporary file, then rename).
@@ -79,7 +96,9 @@ class Manifest:
         The choice is a pure function of ``seed`` and the sample positions; both
         parts keep this manifest's order and classes.
         """
-        train, valid = self._inner.split(float(val), int(seed))
+        val = _checks.number("val", val, 0.0, 1.0)
+        seed = _checks.integer("seed", seed, 0, 2**64 - 1)
+        train, valid = self._inner.split(val, seed)
         return Manifest(train), Manifest(valid)
 
     def __len__(self) -> int:
@@ -110,43 +129,57 @@ class Manifest:
 
 def index(
     source: PathLike,
+    *,
     format: str = "auto",
     strict: bool = False,
-    *,
     classes: Optional[Sequence[str]] = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
     image_root: Optional[PathLike] = None,
-    workers: Optional[int] = None,
+    num_threads: Optional[int] = None,
+    progress: Optional[bool] = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Manifest:
     """Builds the manifest of a dataset.
 
     ``source`` is a class-per-folder tree (``root/<class>/.../<file>``), a CSV
     (``path,label[,x_min,y_min,x_max,y_max]``), a COCO instances JSON, a Pascal
     VOC folder, or a stokehold JSON-lines manifest; ``format="auto"`` tells
-    them apart from the path. Each image's width, height and format are read
-    from its header, in parallel, without decoding pixels.
+    them apart from the path (or name one of ``folder``, ``csv``, ``coco``,
+    ``voc``, ``manifest``). Each image's width, height (as displayed: EXIF
+    orientation applied) and format are read from its header, in parallel,
+    without decoding pixels.
 
-    Problems (missing or empty files, non-images, images over ``max_pixels``,
+    Problems (missing or empty files, non-images, FIFOs and other files that
+    are not regular files, images over ``max_pixels`` or ``max_file_bytes``,
     boxes outside the image or without area, unknown classes, duplicate
-    paths) become :attr:`Manifest.findings`: the sample is skipped (or its box
-    clipped or dropped) and indexing goes on. With ``strict=True`` any finding
-    raises :class:`stokehold.StrictModeError` listing all of them.
+    paths, bad CSV rows) become :attr:`Manifest.findings`: the sample is
+    skipped (or its box clipped or dropped) and indexing goes on. With
+    ``strict=True`` any finding raises :class:`stokehold.StrictModeError`
+    listing all of them.
 
     ``classes`` fixes the class order (other labels become findings);
     ``image_root`` is the folder relative image paths are resolved against;
-    ``workers`` is the number of probing threads (default:
-    ``STOKEHOLD_NUM_THREADS`` or the core count). The call releases the GIL and
-    stops on Ctrl-C.
+    ``num_threads`` is the number of probing threads (default:
+    ``STOKEHOLD_NUM_THREADS`` or the core count; at most 8 per core).
+    ``progress``: a progress bar (tqdm when installed) on a terminal or in
+    a notebook; ``False`` silences it, ``True`` forces it. The call releases
+    the GIL and stops on Ctrl-C.
     """
-    if format not in _FORMATS:
-        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
-    inner = _native.index(
-        os.fspath(source),
-        format=None if format == "auto" else format,
-        strict=strict,
-        classes=None if classes is None else [str(c) for c in classes],
-        max_pixels=int(max_pixels),
-        image_root=None if image_root is None else os.fspath(image_root),
-        workers=workers,
-    )
+    fmt = _checks.choice("format", format, ("auto", *_native.CHOICES["format"]))
+    with Bar("indexing", progress) as callback:
+        inner = _native.index(
+            os.fspath(source),
+            None if fmt == "auto" else fmt,
+            bool(strict),
+            None if classes is None else [str(c) for c in classes],
+            None if image_root is None else os.fspath(image_root),
+            _checks.optional_integer("num_threads", num_threads, 1),
+            _checks.integer("max_pixels", max_pixels, 1),
+            _checks.integer("max_file_bytes", max_file_bytes, 1),
+            _checks.integer("max_source_bytes", max_source_bytes, 1),
+            _checks.integer("max_line_bytes", max_line_bytes, 1),
+            callback,
+        )
     return Manifest(inner)

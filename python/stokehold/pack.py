@@ -3,30 +3,46 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from . import _native
+from . import _checks, _native
 from ._native import PackReport
-from .manifest import DEFAULT_MAX_PIXELS, Manifest, PathLike, index
+from ._progress import Bar
+from .errors import InvalidArgumentError
+from .manifest import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, Manifest, PathLike, index
 
 __all__ = ["pack", "inspect", "preview", "PackReport"]
 
-_RESIZE = ("stretch", "letterbox", "crop")
-_FILTERS = ("nearest", "bilinear", "area", "lanczos")
-_STORAGE = ("raw", "jpeg", "png")
 
+@contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """While a long call runs on the main thread, SIGTERM and SIGHUP (what
+    batch schedulers and closed terminals send) stop it like Ctrl-C, so
+    that it cleans up its temporary file; then the process ends by the
+    signal it got. Handlers the program installed itself are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: List[int] = []
 
-def _size(size: Union[int, Tuple[int, int], Sequence[int]]) -> Tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    h, w = (int(v) for v in size)
-    return (h, w)
+    def handler(signum: int, frame: object) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
-
-def _choice(name: str, value: str, allowed: Tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def pack(
@@ -40,16 +56,19 @@ def pack(
     storage: str = "raw",
     quality: int = 90,
     fill: int = 0,
-    workers: Optional[int] = None,
+    num_threads: Optional[int] = None,
     strict: bool = False,
     force: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Optional[bool] = None,
     format: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> PackReport:
     """Decodes, resizes and writes a dataset into one HDF5 file at ``out``.
 
     ``source`` is a :class:`Manifest`, or anything :func:`stokehold.index`
-    accepts (indexed first). ``size`` is ``(height, width)``.
+    accepts (indexed first, with ``format``). ``size`` is ``(height, width)``
+    or one number for a square.
 
     - ``resize``: ``"stretch"`` (fill the size), ``"letterbox"`` (keep the
       aspect, centre, pad with ``fill``), ``"crop"`` (shorter side to size,
@@ -63,39 +82,62 @@ def pack(
     - ``storage``: ``"raw"`` (``uint8 (N, H, W, C)``, the fast path),
       ``"jpeg"`` (at ``quality``) or ``"png"``, one encoded image per sample.
 
-    Per-channel mean and std of every stored pixel are computed in the same
-    pass and stored as attributes. The file is written to a temporary file
+    Per-channel mean and std of every stored pixel are computed exactly in
+    the same pass and stored. The file is written to a temporary file
     beside ``out`` and renamed only on success; an existing ``out`` is
-    replaced only with ``force=True``. A sample that cannot be decoded is
-    skipped and reported in ``PackReport.findings`` (``strict=True``: the
-    pack fails). Releases the GIL; Ctrl-C stops it and leaves nothing behind.
+    replaced only with ``force=True``. Everything that could fail at the
+    end (the output being a directory, the source itself, being written by
+    another pack; class names HDF5 cannot store) is checked before any image
+    is decoded. A sample that cannot be decoded is skipped and reported in
+    ``PackReport.findings`` (``strict=True``: the pack fails). Releases the
+    GIL; Ctrl-C, SIGTERM and SIGHUP stop it and leave nothing behind.
+    ``progress`` shows a progress bar (see :func:`stokehold.index`).
     """
-    resize = _choice("resize", resize, _RESIZE)
-    filter = _choice("filter", filter, _FILTERS)
-    storage = _choice("storage", storage, _STORAGE)
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3; got {channels!r}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be between 1 and 100; got {quality!r}")
-    if not 0 <= fill <= 255:
-        raise ValueError(f"fill must be between 0 and 255; got {fill!r}")
-    manifest = source if isinstance(source, Manifest) else index(source, format, strict, max_pixels=max_pixels, workers=workers)
-    report = _native.pack(
-        manifest._inner,
-        os.fspath(out),
-        _size(size),
-        resize,
-        filter,
-        channels,
-        storage,
-        quality,
-        fill,
-        workers,
-        strict,
-        force,
-        int(max_pixels),
-    )
-    return report
+    resize = _checks.choice("resize", resize, _native.CHOICES["resize"])
+    filter = _checks.choice("filter", filter, _native.CHOICES["filter"])
+    storage = _checks.choice("storage", storage, _native.CHOICES["storage"])
+    hw = _checks.size("size", size)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise InvalidArgumentError(f"channels must be 1 or 3, got {channels!r}")
+    quality = _checks.integer("quality", quality, 1, 100)
+    fill = _checks.integer("fill", fill, 0, 255)
+    threads = _checks.optional_integer("num_threads", num_threads, 1)
+    max_pixels = _checks.integer("max_pixels", max_pixels, 1)
+    max_file_bytes = _checks.integer("max_file_bytes", max_file_bytes, 1)
+    out = os.fspath(out)
+    _native.check_output(out, bool(force))
+    with _termination_as_interrupt():
+        manifest = (
+            source
+            if isinstance(source, Manifest)
+            else index(
+                source,
+                format=format,
+                strict=strict,
+                num_threads=threads,
+                progress=progress,
+                max_pixels=max_pixels,
+                max_file_bytes=max_file_bytes,
+            )
+        )
+        with Bar("packing", progress) as callback:
+            return _native.pack(
+                manifest._inner,
+                out,
+                hw,
+                resize,
+                filter,
+                int(channels),
+                storage,
+                quality,
+                fill,
+                threads,
+                bool(strict),
+                bool(force),
+                max_pixels,
+                max_file_bytes,
+                callback,
+            )
 
 
 def inspect(path: PathLike) -> Dict[str, Any]:
@@ -107,6 +149,6 @@ def inspect(path: PathLike) -> Dict[str, Any]:
 def preview(path: PathLike, out: PathLike = "preview.png", n: int = 64, seed: int = 0) -> List[int]:
     """Draws ``n`` packed samples (a seeded random choice) into a PNG grid at
     ``out``, with boxes and class names; returns the sample indices drawn."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1; got {n}")
+    n = _checks.integer("n", n, 1, 4096)
+    seed = _checks.integer("seed", seed, 0, 2**64 - 1)
     return _native.preview(os.fspath(path), os.fspath(out), n, seed)

@@ -1,12 +1,13 @@
 """PyTorch adapter: ``Dataset.torch()``.
 
 ``DataLoader(ds.torch(), batch_size=None, num_workers=N)`` works with fork
-and spawn: each worker process re-opens the file from the pickled arguments
-(no HDF5 handle crosses a fork) and reads a disjoint share (rank
-``rank * N + worker``, world ``world_size * N``), so no sample is read twice.
-DataLoader makes its workers anew each epoch from the parent's copy, so with
-``num_workers > 0`` call ``set_epoch(e)`` before each epoch (as with torch's
-``DistributedSampler``) to get that epoch's order.
+and spawn: each worker process re-opens the file from the pickled dataset
+(no HDF5 handle crosses a fork) and reads a disjoint share
+(``Dataset.shard(worker, N)``), so no sample is read twice. DataLoader makes
+its workers anew each epoch from the parent's copy, so with ``num_workers >
+0`` call ``set_epoch(e)`` before each epoch (as with torch's
+``DistributedSampler``) to get that epoch's order. Uses only the Dataset's
+public API.
 """
 
 from __future__ import annotations
@@ -52,14 +53,9 @@ class TorchDataset(_torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         info = _torch.utils.data.get_worker_info()
         ds = self.dataset
         if info is not None:
-            a = ds._args
-            ds = ds._with(
-                rank=a["rank"] * info.num_workers + info.id,
-                world_size=a["world_size"] * info.num_workers,
-                # Several worker processes are the parallelism: one loader thread each.
-                workers=1 if info.num_workers > 1 else a["workers"],
-                epoch=self._epoch,
-            )
+            # Several worker processes are the parallelism: one loader thread each.
+            ds = ds.shard(info.id, info.num_workers, num_threads=1 if info.num_workers > 1 else None)
+            ds.set_epoch(self._epoch)
         for batch in ds:
             yield to_torch(batch)
         if info is None:

@@ -29,27 +29,27 @@ def indices(ds: stokehold.Dataset) -> List[int]:
 
 
 def test_every_sample_once_per_epoch_in_a_deterministic_order(packed: Path) -> None:
-    ds = stokehold.Dataset(packed, batch_size=16, outputs="indices", workers=2)
+    ds = stokehold.Dataset(packed, batch_size=16, outputs="indices", num_threads=2)
     assert len(ds) == -(-SHAPES_N // 16)
     first = indices(ds)
     assert sorted(first) == list(range(SHAPES_N))
     second = indices(ds)
     assert sorted(second) == list(range(SHAPES_N)) and second != first
-    again = stokehold.Dataset(packed, batch_size=16, outputs="indices", workers=1)
+    again = stokehold.Dataset(packed, batch_size=16, outputs="indices", num_threads=1)
     assert indices(again) == first, "same seed, other worker count: same order"
     plain = stokehold.Dataset(packed, batch_size=16, outputs="indices", shuffle=False)
     assert indices(plain) == list(range(SHAPES_N))
 
 
 def test_batches_are_normalized_numpy_without_a_copy(packed: Path) -> None:
-    ds = stokehold.Dataset(packed, batch_size=8, shuffle=False, workers=2)
+    ds = stokehold.Dataset(packed, batch_size=8, shuffle=False, num_threads=2)
     x, y = ds[0]
     assert x.shape == (8, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
     assert type(x.base).__name__ == "PixelBuffer", "the array views the Rust buffer"
     raw = stokehold.Dataset(packed, batch_size=8, shuffle=False, dtype="uint8")[0][0]
     mean, std = np.asarray(ds.mean, np.float32), np.asarray(ds.std, np.float32)
     np.testing.assert_allclose(x, (raw.astype(np.float32) - mean) / std, rtol=1e-5, atol=1e-5)
-    chw = stokehold.Dataset(packed, batch_size=8, shuffle=False, layout="channels_first", dtype="uint8")[0][0]
+    chw = stokehold.Dataset(packed, batch_size=8, shuffle=False, data_format="channels_first", dtype="uint8")[0][0]
     np.testing.assert_array_equal(chw, raw.transpose(0, 3, 1, 2))
     # Every batch starts on a 64-byte boundary (JAX and TensorFlow then take it without a copy).
     for batch in (x, raw, chw, *(b for b, _ in ds)):
@@ -104,7 +104,7 @@ def test_keras_style_indexing_and_epoch_end(packed: Path) -> None:
 
 def test_two_python_threads_iterate_in_parallel(shapes: Path) -> None:
     """The GIL is released while Rust builds batches (decoded just in time: ~1 ms per image)."""
-    ds = stokehold.Dataset(shapes / "images", size=64, batch_size=40, workers=1, prefetch=1, normalize=False)
+    ds = stokehold.Dataset(shapes / "images", size=64, batch_size=40, num_threads=1, prefetch=1, normalize=False)
     ticks = 0
     done = threading.Event()
 
@@ -179,7 +179,7 @@ def test_ctrl_c_stops_iteration_promptly(shapes: Path) -> None:
     script = textwrap.dedent(
         f"""
         import stokehold
-        ds = stokehold.Dataset({str(shapes / "images")!r}, size=256, batch_size=60, workers=1, prefetch=1,
+        ds = stokehold.Dataset({str(shapes / "images")!r}, size=256, batch_size=60, num_threads=1, prefetch=1,
                                normalize=False)
         print("ready", flush=True)
         try:

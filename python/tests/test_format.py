@@ -54,6 +54,6 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     copy = tmp_path / "future.h5"
     copy.write_bytes((DATA / "format_v1_raw.h5").read_bytes())
     with h5py.File(copy, "r+") as f:
-        f.attrs["format_version"] = np.uint32(2)
+        f.attrs["format_version"] = np.uint32(3)
     with pytest.raises(stokehold.InvalidFileError, match="newer"):
         stokehold.inspect(copy)

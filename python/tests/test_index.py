@@ -86,15 +86,15 @@ def test_save_load_round_trip_is_exact(manifests: Dict[str, stokehold.Manifest],
     assert [s.path for s in back] == [s.path for s in m]
     assert back.classes == m.classes
     header = json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
-    assert header["format"] == "stokehold-manifest" and header["format_version"] == 1
+    assert header["format"] == "stokehold-manifest" and header["format_version"] == 2
     # Indexing the saved manifest re-checks its files and gives it back.
     again = stokehold.index(tmp_path / "m.jsonl")
     assert content(again) == content(m)
 
 
 def test_indexing_is_deterministic(shapes: Path, tmp_path: Path) -> None:
-    a = stokehold.index(shapes / "labels.csv", workers=1)
-    b = stokehold.index(shapes / "labels.csv", workers=2)
+    a = stokehold.index(shapes / "labels.csv", num_threads=1)
+    b = stokehold.index(shapes / "labels.csv", num_threads=2)
     a.save(tmp_path / "a.jsonl")
     b.save(tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()

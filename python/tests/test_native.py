@@ -38,7 +38,7 @@ def test_index_releases_the_gil(big_tree: Path) -> None:
     result = {}
 
     def work() -> None:
-        result["m"] = stokehold.index(big_tree, workers=1)
+        result["m"] = stokehold.index(big_tree, num_threads=1)
 
     t = threading.Thread(target=work)
     ticks = 0
@@ -60,7 +60,7 @@ def test_ctrl_c_interrupts_promptly(big_tree: Path) -> None:
         print("ready", flush=True)
         try:
             for _ in range(1000):
-                stokehold.index({str(big_tree)!r}, workers=1)
+                stokehold.index({str(big_tree)!r}, num_threads=1)
             print("finished", flush=True)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
@@ -78,7 +78,7 @@ def test_forked_child_indexes(tmp_path: Path) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
         try:
-            ok = len(stokehold.index(root, workers=2)) == 50
+            ok = len(stokehold.index(root, num_threads=2)) == 50
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)

@@ -96,12 +96,13 @@ def test_h5py_reads_every_field(packed: Tuple[Path, stokehold.PackReport], shape
     manifest = stokehold.index(shapes / "instances.json")
     with h5py.File(path, "r") as f:
         a = f.attrs
-        assert a["format"] == "stokehold" and a["format_version"] == 1
+        assert a["format"] == "stokehold" and a["format_version"] == 2
         assert a["num_samples"] == SHAPES_N
         assert list(a["image_shape"]) == [96, 128, 3]
         assert a["storage"] == "raw" and a["resize"] == "stretch" and a["filter"] == "bilinear"
-        assert list(a["classes"]) == manifest.classes
-        assert list(a["class_counts"]) == manifest.class_counts()
+        assert list(f["classes"].asstr()[:]) == manifest.classes
+        assert list(f["class_counts"][:]) == manifest.class_counts()
+        assert a["pixel_count"] == SHAPES_N * 96 * 128
         assert f["images"].shape == (SHAPES_N, 96, 128, 3) and f["images"].dtype == np.uint8
         assert f["images"].chunks is None, "contiguous: the loader reads samples at known offsets"
         assert list(f["labels"][:]) == [s.label for s in manifest]
@@ -239,11 +240,14 @@ def test_encoded_storage(shapes: Path, tmp_path: Path, packed: Tuple[Path, stoke
         info = stokehold.inspect(out)
         assert info["storage"] == "encoded" and info["codec"] == storage
         with h5py.File(out, "r") as f, h5py.File(raw_path, "r") as r:
-            assert "images" not in f and f["encoded"].shape == (SHAPES_N,)
+            assert "images" not in f and f["offsets"].shape == (SHAPES_N + 1,)
+            assert f["data"].chunks is None, "contiguous: every sample is one pread"
             import io
 
+            offsets = f["offsets"][:]
             for i in (0, 50, 119):
-                img = np.asarray(Image.open(io.BytesIO(f["encoded"][i].tobytes())))
+                stored = f["data"][offsets[i] : offsets[i + 1]]
+                img = np.asarray(Image.open(io.BytesIO(stored.tobytes())))
                 diff = np.abs(img.astype(np.int16) - r["images"][i].astype(np.int16)).mean()
                 assert diff == 0 if storage == "png" else diff < 4.0
         assert os.path.getsize(out) < os.path.getsize(raw_path)
@@ -290,8 +294,8 @@ def test_existing_output_needs_force(packed: Tuple[Path, stokehold.PackReport], 
 
 def test_two_packs_are_identical(shapes: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    stokehold.pack(shapes / "labels.csv", a, size=(48, 48), resize="letterbox", workers=1)
-    stokehold.pack(shapes / "labels.csv", b, size=(48, 48), resize="letterbox", workers=2)
+    stokehold.pack(shapes / "labels.csv", a, size=(48, 48), resize="letterbox", num_threads=1)
+    stokehold.pack(shapes / "labels.csv", b, size=(48, 48), resize="letterbox", num_threads=2)
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
         assert set(fa) == set(fb)
         for name in fa:
@@ -323,7 +327,7 @@ def test_inspect_and_preview(packed: Tuple[Path, stokehold.PackReport], tmp_path
 def test_interrupted_pack_leaves_nothing_under_the_final_name(shapes: Path, tmp_path: Path, sig: int) -> None:
     out = tmp_path / "big.h5"
     # Large outputs, one worker: the pack runs for seconds.
-    cmd = [STOKEHOLD, "pack", str(shapes / "images"), "-o", str(out), "--size", "1024x1024", "--workers", "1"]
+    cmd = [STOKEHOLD, "pack", str(shapes / "images"), "-o", str(out), "--size", "1024x1024", "--threads", "1"]
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not list(tmp_path.glob(".stokehold-*.h5.tmp")) and time.monotonic() < deadline:

@@ -24,7 +24,7 @@ def packed(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tensors_share_the_batch_memory(packed: Path) -> None:
     from stokehold.torch import to_torch
 
-    ds = stokehold.Dataset(packed, batch_size=8, shuffle=False, layout="channels_first")
+    ds = stokehold.Dataset(packed, batch_size=8, shuffle=False, data_format="channels_first")
     x, y = next(iter(ds.torch()))
     assert isinstance(x, torch.Tensor) and x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
     assert y.dtype == torch.int64

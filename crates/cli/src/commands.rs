@@ -4,9 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use stokehold_core::{Control, Manifest, SourceFormat};
-use stokehold_index::{IndexOptions, DEFAULT_MAX_PIXELS};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use stokehold_core::vocab::{parse_choice, VariantNames};
+use stokehold_core::{Control, Limits, Manifest, SourceFormat};
+use stokehold_image::{Filter, ResizePolicy};
+use stokehold_index::IndexOptions;
+use stokehold_pack::StorageKind;
 
 use crate::progress::with_progress;
 
@@ -38,14 +42,34 @@ enum Command {
     Preview(PreviewArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Auto,
-    Folder,
-    Csv,
-    Coco,
-    Voc,
-    Manifest,
+/// A value parser for an option word: the choices are the enum's own
+/// words ([`stokehold_core::vocab`]), listed by `--help` and in errors.
+pub(crate) fn choice<T>() -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + VariantNames + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(T::VARIANTS).try_map(|s| parse_choice::<T>("value", &s))
+}
+
+/// `auto` (detect from the path: `None`) or a source format.
+#[derive(Debug, Clone, Copy)]
+struct FormatChoice(Option<SourceFormat>);
+
+fn format_choice(s: &str) -> Result<FormatChoice, String> {
+    if s == "auto" {
+        return Ok(FormatChoice(None));
+    }
+    parse_choice::<SourceFormat>("--format", s)
+        .map(|f| FormatChoice(Some(f)))
+        .map_err(|e| e.replace("one of ", "auto or one of "))
+}
+
+/// A thread count within the documented cap.
+fn threads_arg(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of threads"))?;
+    stokehold_core::resolve_threads(Some(n), "--threads")
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,9 +85,9 @@ struct IndexArgs {
     /// Write every finding to this file as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Threads probing image headers [default: STOKEHOLD_NUM_THREADS or the core count].
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Threads probing image headers, at most 8 per core [default: STOKEHOLD_NUM_THREADS or the core count].
+    #[arg(long, value_parser = threads_arg)]
+    threads: Option<usize>,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -74,15 +98,24 @@ struct IndexArgs {
 /// Where a dataset comes from: the options `index` and `pack` share.
 #[derive(Debug, clap::Args)]
 struct SourceArgs {
-    /// The source's format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
-    format: FormatArg,
+    /// The source's format: auto, folder, csv, coco, voc or manifest.
+    #[arg(long, default_value = "auto", value_parser = format_choice)]
+    format: FormatChoice,
     /// Class names in the order to use, comma-separated; other labels are findings.
     #[arg(long, value_delimiter = ',')]
     classes: Option<Vec<String>>,
     /// Refuse images with more pixels than this (decompression-bomb guard).
-    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
+    /// Refuse image files larger than this many bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Refuse annotation files (CSV, COCO JSON, VOC XML) larger than this many bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_SOURCE_BYTES)]
+    max_source_bytes: u64,
+    /// Refuse CSV rows and manifest lines longer than this many bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_LINE_BYTES)]
+    max_line_bytes: u64,
     /// Folder that relative image paths are resolved against.
     #[arg(long)]
     image_root: Option<PathBuf>,
@@ -99,26 +132,26 @@ struct PackArgs {
     #[arg(long, default_value = "224x224", value_parser = parse_size)]
     size: (u32, u32),
     /// How images are fitted to the size.
-    #[arg(long, value_enum, default_value_t = ResizeArg::Stretch)]
-    resize: ResizeArg,
+    #[arg(long, default_value = "stretch", value_parser = choice::<ResizePolicy>())]
+    resize: ResizePolicy,
     /// Resampling filter (antialiased when downscaling).
-    #[arg(long, value_enum, default_value_t = FilterArg::Bilinear)]
-    filter: FilterArg,
+    #[arg(long, default_value = "bilinear", value_parser = choice::<Filter>())]
+    filter: Filter,
     /// Output channels: 3 (RGB) or 1 (gray).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
     channels: u8,
     /// How pixels are stored: raw uint8 arrays, or one JPEG / PNG per sample.
-    #[arg(long, value_enum, default_value_t = StorageArg::Raw)]
-    storage: StorageArg,
+    #[arg(long, default_value = "raw", value_parser = choice::<StorageKind>())]
+    storage: StorageKind,
     /// JPEG quality of --storage jpeg.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
     /// Letterbox padding value (0-255).
     #[arg(long, default_value_t = 0)]
     fill: u8,
-    /// Decode/resize threads [default: STOKEHOLD_NUM_THREADS or the core count].
-    #[arg(long)]
-    workers: Option<usize>,
+    /// Decode/resize threads, at most 8 per core [default: STOKEHOLD_NUM_THREADS or the core count].
+    #[arg(long, value_parser = threads_arg)]
+    threads: Option<usize>,
     /// Fail on the first problem instead of skipping the sample and reporting it.
     #[arg(long)]
     strict: bool,
@@ -133,28 +166,6 @@ struct PackArgs {
     quiet: bool,
     #[command(flatten)]
     source_args: SourceArgs,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ResizeArg {
-    Stretch,
-    Letterbox,
-    Crop,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FilterArg {
-    Nearest,
-    Bilinear,
-    Area,
-    Lanczos,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum StorageArg {
-    Raw,
-    Jpeg,
-    Png,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -222,18 +233,20 @@ pub(crate) fn execute(cli: Cli, control: &Control) -> Result<()> {
 }
 
 impl SourceArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_pixels: self.max_pixels,
+            max_file_bytes: self.max_file_bytes,
+            max_source_bytes: self.max_source_bytes,
+            max_line_bytes: self.max_line_bytes,
+        }
+    }
+
     fn index_options(&self, strict: bool, threads: Option<usize>) -> IndexOptions {
         IndexOptions {
-            format: match self.format {
-                FormatArg::Auto => None,
-                FormatArg::Folder => Some(SourceFormat::Folder),
-                FormatArg::Csv => Some(SourceFormat::Csv),
-                FormatArg::Coco => Some(SourceFormat::Coco),
-                FormatArg::Voc => Some(SourceFormat::Voc),
-                FormatArg::Manifest => Some(SourceFormat::Manifest),
-            },
+            format: self.format.0,
             strict,
-            max_pixels: self.max_pixels,
+            limits: self.limits(),
             classes: self.classes.clone(),
             image_root: self.image_root.clone(),
             threads,
@@ -274,7 +287,7 @@ fn run_index(
 }
 
 fn index(args: IndexArgs, control: &Control) -> Result<()> {
-    let options = args.source_args.index_options(args.strict, args.workers);
+    let options = args.source_args.index_options(args.strict, args.threads);
     let manifest = run_index(
         &args.source,
         &options,

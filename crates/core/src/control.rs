@@ -51,13 +51,70 @@ impl Control {
     }
 }
 
-/// The number of worker threads to use when the caller names none:
-/// `STOKEHOLD_NUM_THREADS` when it is set to a positive integer, else the
-/// number of cores this process may use.
+/// The number of cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// At most this many threads per core: more only adds switching and memory
+/// (each worker holds a few decoded images), and a typo such as 100000
+/// would spend tens of seconds starting threads before any work.
+pub const MAX_THREADS_PER_CORE: usize = 8;
+
+/// The most threads a pool may have: [`MAX_THREADS_PER_CORE`] × the cores,
+/// and never fewer than 16 (small machines still get an I/O-bound pool).
+pub fn max_threads() -> usize {
+    (cores() * MAX_THREADS_PER_CORE).max(16)
+}
+
+/// The environment variable that sets the default thread count.
+pub const THREADS_ENV: &str = "STOKEHOLD_NUM_THREADS";
+
+/// The thread count of a pool: `requested` when given, else
+/// `STOKEHOLD_NUM_THREADS` when set, else the core count. `name` is the
+/// caller's name for the setting (e.g. `"num_threads"`), used in errors: a
+/// count of 0, one above [`max_threads`], or an environment value that is
+/// not such a count is refused.
+pub fn resolve_threads(requested: Option<usize>, name: &str) -> Result<usize, String> {
+    let max = max_threads();
+    let (n, origin) = match requested {
+        Some(n) => (n, name.to_owned()),
+        None => match std::env::var(THREADS_ENV) {
+            Ok(v) => {
+                let n = v.trim().parse::<usize>().map_err(|_| {
+                    format!("{THREADS_ENV}={v:?} is not a thread count (1 to {max})")
+                })?;
+                (n, THREADS_ENV.to_owned())
+            }
+            Err(_) => return Ok(cores()),
+        },
+    };
+    if n == 0 || n > max {
+        return Err(format!(
+            "{origin} must be between 1 and {max} ({MAX_THREADS_PER_CORE} per core on {} cores), got {n}",
+            cores()
+        ));
+    }
+    Ok(n)
+}
+
+/// The thread count when the caller names none and errors are not
+/// wanted: [`resolve_threads`] of `None`, or the core count if the
+/// environment variable is invalid.
 pub fn default_threads() -> usize {
-    std::env::var("STOKEHOLD_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    resolve_threads(None, THREADS_ENV).unwrap_or_else(|_| cores())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_counts_are_checked_and_named() {
+        assert_eq!(resolve_threads(Some(3), "num_threads").unwrap(), 3);
+        let err = resolve_threads(Some(0), "num_threads").unwrap_err();
+        assert!(err.contains("num_threads must be between 1 and"), "{err}");
+        let err = resolve_threads(Some(100_000), "--threads").unwrap_err();
+        assert!(err.contains("--threads") && err.contains("100000"), "{err}");
+    }
 }

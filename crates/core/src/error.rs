@@ -7,13 +7,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), crate::fsutil::io_message(error))]
     Io {
         /// The file.
         path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's reason (its text is part of this error's
+        /// message, so it is not also given as the error's source).
+        error: std::io::Error,
     },
     /// A line of a JSON-lines manifest is not what the format says.
     #[error("{}, line {line}: {reason}", path.display())]
@@ -31,10 +31,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -2,16 +2,22 @@
 //! line. Paths under the manifest's folder are written relative to it, so a
 //! dataset folder that holds its manifest can be moved as a whole.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::{BoxAnn, Error, Manifest, Sample, SourceInfo};
+use crate::fsutil::{open_regular, read_line_capped};
+use crate::{BoxAnn, Error, Limits, Manifest, Sample, SourceInfo};
 
 /// The manifest format version this build writes (and the newest it reads).
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+///
+/// Version 2: `width`/`height` are the size as displayed (EXIF orientation
+/// applied), and a path that is not valid UTF-8 is kept exactly in
+/// `path_b64`. Version 1 files are read as before.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 const FORMAT_TAG: &str = "stokehold-manifest";
 
@@ -30,12 +36,16 @@ struct Header {
 struct SourceLine {
     format: String,
     path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_b64: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SampleLine {
     path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_b64: Option<String>,
     label: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     class: Option<String>,
@@ -67,6 +77,28 @@ fn base_dir(path: &Path) -> PathBuf {
     abs.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// A path as JSON: its text, and when it is not valid UTF-8 its exact bytes
+/// in base64 (the text then has U+FFFD where bytes were invalid).
+fn encode_path(p: &Path) -> (String, Option<String>) {
+    match p.to_str() {
+        Some(s) => (s.to_owned(), None),
+        None => (
+            p.to_string_lossy().into_owned(),
+            Some(base64::engine::general_purpose::STANDARD.encode(p.as_os_str().as_bytes())),
+        ),
+    }
+}
+
+fn decode_path(text: String, b64: Option<String>) -> Result<PathBuf, String> {
+    match b64 {
+        None => Ok(PathBuf::from(text)),
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b.as_bytes())
+            .map(|bytes| PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+            .map_err(|e| format!("path_b64 is not base64: {e}")),
+    }
+}
+
 impl Manifest {
     /// Writes the JSON-lines form to `path`, atomically: a temporary file
     /// beside it is written, flushed and renamed over `path`.
@@ -85,9 +117,13 @@ impl Manifest {
             format: FORMAT_TAG.into(),
             format_version: MANIFEST_FORMAT_VERSION,
             classes: self.classes.clone(),
-            source: self.source.as_ref().map(|s| SourceLine {
-                format: s.format.as_str().into(),
-                path: s.path.to_string_lossy().into_owned(),
+            source: self.source.as_ref().map(|s| {
+                let (path, path_b64) = encode_path(&s.path);
+                SourceLine {
+                    format: s.format.as_str().into(),
+                    path,
+                    path_b64,
+                }
             }),
             num_samples: Some(self.samples.len()),
         };
@@ -96,8 +132,10 @@ impl Manifest {
         out.write_all(b"\n").map_err(io)?;
         for s in &self.samples {
             let rel = s.path.strip_prefix(&base).unwrap_or(&s.path);
+            let (text, path_b64) = encode_path(rel);
             let line = SampleLine {
-                path: rel.to_string_lossy().into_owned(),
+                path: text,
+                path_b64,
                 label: s.label,
                 class: self.class_name(s.label).map(str::to_owned),
                 width: s.width,
@@ -124,23 +162,53 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads a JSON-lines manifest. Relative sample paths are resolved
-    /// against the manifest's folder. Every line is checked: a bad line is
-    /// an error naming its line number.
+    /// Reads a JSON-lines manifest with the default [`Limits`].
     pub fn load(path: &Path) -> Result<Manifest, Error> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let base = base_dir(path);
+        Manifest::load_with(path, &Limits::default())
+    }
+
+    /// Reads a JSON-lines manifest. Relative sample paths are resolved
+    /// against the manifest's folder. Every line is checked: a bad line (or
+    /// one longer than `limits.max_line_bytes`) is an error naming its line
+    /// number. Only a regular file is read.
+    pub fn load_with(path: &Path, limits: &Limits) -> Result<Manifest, Error> {
         let bad = |line: usize, reason: String| Error::Manifest {
             path: path.to_path_buf(),
             line,
             reason,
         };
-        let mut lines = BufReader::new(file).lines().enumerate();
-        let header: Header = match lines.next() {
+        let (file, _) = open_regular(path).map_err(|e| Error::io(path, e.into()))?;
+        let base = base_dir(path);
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        let mut lineno = 0usize;
+        let mut next_line = |buf: &mut Vec<u8>| -> Result<Option<usize>, Error> {
+            lineno += 1;
+            match read_line_capped(&mut reader, buf, limits.max_line_bytes) {
+                Ok(true) => Ok(Some(lineno)),
+                Ok(false) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Err(bad(lineno, crate::fsutil::io_message(&e)))
+                }
+                Err(e) => Err(Error::io(path, e)),
+            }
+        };
+        let text = |line: usize, buf: &[u8]| -> Result<String, Error> {
+            String::from_utf8(buf.to_vec()).map_err(|e| {
+                bad(
+                    line,
+                    format!(
+                        "not UTF-8 text (invalid byte at column {})",
+                        e.utf8_error().valid_up_to() + 1
+                    ),
+                )
+            })
+        };
+        let header: Header = match next_line(&mut buf)? {
             None => return Err(bad(1, "empty file, expected a header line".into())),
-            Some((_, line)) => {
-                let line = line.map_err(|e| Error::io(path, e))?;
-                serde_json::from_str(line.trim_start_matches('\u{feff}'))
+            Some(line) => {
+                let t = text(line, &buf)?;
+                serde_json::from_str(t.trim_start_matches('\u{feff}'))
                     .map_err(|e| bad(1, format!("not a stokehold manifest header: {e}")))?
             }
         };
@@ -162,16 +230,19 @@ impl Manifest {
         let n_classes = header.classes.len();
         let source = match header.source {
             Some(s) => Some(SourceInfo {
-                format: s.format.parse().map_err(|e: Error| bad(1, e.to_string()))?,
-                path: s.path.into(),
+                format: crate::vocab::parse_choice::<crate::SourceFormat>(
+                    "source format",
+                    &s.format,
+                )
+                .map_err(|e| bad(1, e))?,
+                path: decode_path(s.path, s.path_b64).map_err(|e| bad(1, e))?,
             }),
             None => None,
         };
         let mut manifest = Manifest::new(header.classes);
         manifest.source = source;
-        for (i, line) in lines {
-            let lineno = i + 1;
-            let line = line.map_err(|e| Error::io(path, e))?;
+        while let Some(lineno) = next_line(&mut buf)? {
+            let line = text(lineno, &buf)?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -202,7 +273,20 @@ impl Manifest {
                     format!("box label {} is not below the {n_classes} classes", b.label),
                 ));
             }
-            let sample_path = PathBuf::from(&s.path);
+            if let Some(b) = s
+                .boxes
+                .iter()
+                .find(|b| !b.bbox.iter().all(|v| v.is_finite()))
+            {
+                return Err(bad(
+                    lineno,
+                    format!(
+                        "box {:?} has a coordinate that is not a finite number",
+                        b.bbox
+                    ),
+                ));
+            }
+            let sample_path = decode_path(s.path, s.path_b64).map_err(|e| bad(lineno, e))?;
             manifest.samples.push(Sample {
                 path: if sample_path.is_absolute() {
                     sample_path
@@ -212,10 +296,8 @@ impl Manifest {
                 label: s.label,
                 width: s.width,
                 height: s.height,
-                format: s
-                    .format
-                    .parse()
-                    .map_err(|e: Error| bad(lineno, e.to_string()))?,
+                format: crate::vocab::parse_choice::<crate::ImageFormat>("format", &s.format)
+                    .map_err(|e| bad(lineno, e))?,
                 boxes: s
                     .boxes
                     .into_iter()
@@ -329,5 +411,51 @@ mod tests {
         .unwrap();
         let err = Manifest::load(&path).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_paths_round_trip_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample_manifest(dir.path());
+        let odd = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.jpg"));
+        m.samples[0].path = odd.clone();
+        let path = dir.path().join("m.jsonl");
+        m.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("path_b64"), "{text}");
+        let back = Manifest::load(&path).unwrap();
+        assert_eq!(back.samples[0].path, odd);
+    }
+
+    #[test]
+    fn endless_or_binary_lines_are_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        sample_manifest(dir.path()).save(&path).unwrap();
+        let mut text = std::fs::read(&path).unwrap();
+        let longest = text.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap();
+        let limits = Limits {
+            max_line_bytes: longest as u64 + 1,
+            ..Limits::default()
+        };
+        text.extend_from_slice(&[b'x'; 500]);
+        std::fs::write(&path, &text).unwrap();
+        let err = Manifest::load_with(&path, &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("line 4") && err.contains("max_line_bytes"),
+            "{err}"
+        );
+        let mut bytes =
+            b"{\"format\":\"stokehold-manifest\",\"format_version\":1,\"classes\":[]}\n".to_vec();
+        bytes.extend_from_slice(b"{\"path\": \"\xff\"}\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("UTF-8"), "{err}");
+        let err = Manifest::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

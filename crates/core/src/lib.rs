@@ -33,14 +33,20 @@
 mod control;
 mod error;
 mod finding;
+pub mod fsutil;
 mod jsonl;
 mod manifest;
 mod split;
 mod util;
+pub mod vocab;
 
-pub use control::{default_threads, Control};
+pub use control::{
+    cores, default_threads, max_threads, resolve_threads, Control, MAX_THREADS_PER_CORE,
+    THREADS_ENV,
+};
 pub use error::Error;
 pub use finding::{Finding, FindingKind};
+pub use fsutil::Limits;
 pub use jsonl::MANIFEST_FORMAT_VERSION;
 pub use manifest::{BoxAnn, ImageFormat, Manifest, Sample, SourceFormat, SourceInfo};
 pub use util::{panic_message, splitmix64};

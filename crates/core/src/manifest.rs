@@ -1,13 +1,23 @@
 //! The manifest: a dataset's classes and samples.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use crate::{Error, Finding};
+use crate::Finding;
 
 /// The encoded format of an image file, read from its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ImageFormat {
     /// JPEG (baseline or progressive).
@@ -27,40 +37,7 @@ pub enum ImageFormat {
 impl ImageFormat {
     /// The lower-case name used in manifests (`"jpeg"`, `"png"`, …).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ImageFormat::Jpeg => "jpeg",
-            ImageFormat::Png => "png",
-            ImageFormat::Gif => "gif",
-            ImageFormat::Bmp => "bmp",
-            ImageFormat::Webp => "webp",
-            ImageFormat::Tiff => "tiff",
-        }
-    }
-}
-
-impl fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ImageFormat {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Ok(match s {
-            "jpeg" => ImageFormat::Jpeg,
-            "png" => ImageFormat::Png,
-            "gif" => ImageFormat::Gif,
-            "bmp" => ImageFormat::Bmp,
-            "webp" => ImageFormat::Webp,
-            "tiff" => ImageFormat::Tiff,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown image format {other:?}"
-                )))
-            }
-        })
+        self.into()
     }
 }
 
@@ -116,7 +93,19 @@ pub struct Sample {
 }
 
 /// Which kind of source a manifest was built from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum SourceFormat {
     /// A class-per-folder tree.
@@ -143,34 +132,7 @@ impl SourceFormat {
 
     /// The lower-case name (`"folder"`, `"csv"`, `"coco"`, `"voc"`, `"manifest"`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceFormat::Folder => "folder",
-            SourceFormat::Csv => "csv",
-            SourceFormat::Coco => "coco",
-            SourceFormat::Voc => "voc",
-            SourceFormat::Manifest => "manifest",
-        }
-    }
-}
-
-impl fmt::Display for SourceFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SourceFormat {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        SourceFormat::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "unknown source format {s:?} (expected folder, csv, coco, voc or manifest)"
-                ))
-            })
+        self.into()
     }
 }
 

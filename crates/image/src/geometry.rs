@@ -1,10 +1,19 @@
 //! Where the source lands in the output, for pixels and boxes alike.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// How an image is fitted to the output size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum ResizePolicy {
     /// Scale each axis independently to fill the output (aspect changes).
     #[default]
@@ -18,32 +27,7 @@ pub enum ResizePolicy {
 impl ResizePolicy {
     /// `"stretch"`, `"letterbox"` or `"crop"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ResizePolicy::Stretch => "stretch",
-            ResizePolicy::Letterbox => "letterbox",
-            ResizePolicy::Crop => "crop",
-        }
-    }
-}
-
-impl fmt::Display for ResizePolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ResizePolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "stretch" => Ok(ResizePolicy::Stretch),
-            "letterbox" => Ok(ResizePolicy::Letterbox),
-            "crop" => Ok(ResizePolicy::Crop),
-            _ => Err(format!(
-                "unknown resize policy {s:?} (expected stretch, letterbox or crop)"
-            )),
-        }
+        self.into()
     }
 }
 
@@ -174,7 +158,7 @@ mod tests {
             ResizePolicy::Letterbox,
             ResizePolicy::Crop,
         ] {
-            assert_eq!(p.as_str().parse::<ResizePolicy>(), Ok(p));
+            assert_eq!(p.as_str().parse::<ResizePolicy>().unwrap(), p);
         }
         assert!("squash".parse::<ResizePolicy>().is_err());
     }

@@ -30,6 +30,7 @@ mod decode;
 pub mod draw;
 mod encode;
 mod geometry;
+pub mod header;
 mod prepare;
 mod resize;
 

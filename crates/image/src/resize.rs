@@ -1,7 +1,6 @@
 //! Antialiased resampling into a [`Geometry`]'s output.
 
 use std::fmt;
-use std::str::FromStr;
 
 use fast_image_resize as fir;
 use fir::images::{CroppedImageMut, Image, ImageRef};
@@ -10,7 +9,19 @@ use crate::{Error, Geometry, Pixels};
 
 /// Resampling filter. Downscaling is antialiased: the filter's support
 /// grows with the scale factor, as in Pillow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Filter {
     /// Nearest neighbour (no antialiasing).
     Nearest,
@@ -26,12 +37,7 @@ pub enum Filter {
 impl Filter {
     /// `"nearest"`, `"bilinear"`, `"area"` or `"lanczos"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Filter::Nearest => "nearest",
-            Filter::Bilinear => "bilinear",
-            Filter::Area => "area",
-            Filter::Lanczos => "lanczos",
-        }
+        self.into()
     }
 
     fn algorithm(self) -> fir::ResizeAlg {
@@ -40,28 +46,6 @@ impl Filter {
             Filter::Bilinear => fir::ResizeAlg::Convolution(fir::FilterType::Bilinear),
             Filter::Area => fir::ResizeAlg::Convolution(fir::FilterType::Box),
             Filter::Lanczos => fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3),
-        }
-    }
-}
-
-impl fmt::Display for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Filter {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "nearest" => Ok(Filter::Nearest),
-            "bilinear" => Ok(Filter::Bilinear),
-            "area" => Ok(Filter::Area),
-            "lanczos" => Ok(Filter::Lanczos),
-            _ => Err(format!(
-                "unknown filter {s:?} (expected nearest, bilinear, area or lanczos)"
-            )),
         }
     }
 }

@@ -45,15 +45,21 @@ struct Category {
 /// Reads a COCO instances file. Classes are the categories in id order;
 /// `file_name` is resolved against `image_root`, or the JSON's folder. A
 /// sample's class is that of its largest non-crowd box.
-pub(crate) fn read(path: &Path, image_root: Option<&Path>) -> Result<Draft, Error> {
+pub(crate) fn read(
+    path: &Path,
+    image_root: Option<&Path>,
+    limits: &stokehold_core::Limits,
+) -> Result<Draft, Error> {
     let invalid = |reason: String| Error::InvalidSource {
         path: path.into(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.into(),
-        source: e,
-    })?;
+    let bytes =
+        stokehold_core::fsutil::read_capped(path, limits.max_source_bytes, "max_source_bytes")
+            .map_err(|e| Error::Io {
+                path: path.into(),
+                error: e.into(),
+            })?;
     let coco: Coco = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("not a COCO instances file: {e}")))?;
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use stokehold_core::{default_threads, BoxAnn, Control, Finding, FindingKind, Manifest, Sample};
+use stokehold_core::{BoxAnn, Control, Finding, FindingKind, Manifest, Sample};
 
 use crate::{probe, Error, IndexOptions};
 
@@ -81,20 +81,19 @@ pub(crate) fn from_manifest(m: Manifest) -> Draft {
 }
 
 impl Draft {
-    /// Runs the shared pipeline and returns the manifest (source unset).
-    pub fn resolve(mut self, options: &IndexOptions, control: &Control) -> Result<Manifest, Error> {
+    /// Runs the shared pipeline on `pool` and returns the manifest (source
+    /// unset).
+    pub fn resolve(
+        mut self,
+        options: &IndexOptions,
+        pool: &rayon::ThreadPool,
+        control: &Control,
+    ) -> Result<Manifest, Error> {
         let classes = self.remap_classes(options.classes.as_deref());
         self.mark_duplicates();
 
         control.start(self.candidates.len() as u64);
-        let threads = options.threads.unwrap_or_else(default_threads).max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            // Linux keeps 15 bytes of a thread name: "stokehold-ix-15" fits.
-            .thread_name(|i| format!("stokehold-ix-{i}"))
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
-        let max_pixels = options.max_pixels;
+        let limits = &options.limits;
         let probes: Vec<Option<Result<_, Finding>>> = pool.install(|| {
             self.candidates
                 .par_iter()
@@ -104,7 +103,7 @@ impl Draft {
                     }
                     let result = match &c.problem {
                         Some(f) => Err(f.clone()),
-                        None => probe(&c.path, max_pixels)
+                        None => probe(&c.path, limits)
                             .map_err(|(kind, msg)| Finding::skip(kind, &c.path, msg)),
                     };
                     control.advance(1);
@@ -122,7 +121,12 @@ impl Draft {
         for (cand, probed) in self.candidates.into_iter().zip(probes) {
             match probed.expect("not cancelled, so every candidate was probed") {
                 Err(finding) => manifest.findings.push(finding),
-                Ok((width, height, format)) => {
+                Ok(crate::Probe {
+                    width,
+                    height,
+                    format,
+                    ..
+                }) => {
                     let boxes = validate_boxes(
                         &cand.path,
                         &cand.boxes,

@@ -51,7 +51,7 @@ pub(crate) fn read(root: &Path, control: &Control) -> Result<Draft, Error> {
                 if e.depth() == 0 {
                     return Err(Error::Io {
                         path,
-                        source: e.into(),
+                        error: e.into(),
                     });
                 }
                 let msg = format!(

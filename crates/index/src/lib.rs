@@ -45,38 +45,28 @@ mod voc;
 use std::path::{Path, PathBuf};
 
 pub use detect::detect_format;
-pub use probe::{probe, DEFAULT_MAX_PIXELS};
-use stokehold_core::{Control, Finding, Manifest, SourceFormat, SourceInfo};
+pub use probe::{probe, Probe, DEFAULT_MAX_PIXELS};
+use stokehold_core::{Control, Finding, Limits, Manifest, SourceFormat, SourceInfo};
 
 /// How to index a source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IndexOptions {
     /// The source's format; `None` detects it from the path.
     pub format: Option<SourceFormat>,
     /// Fail on any finding instead of skipping and reporting.
     pub strict: bool,
-    /// Images with more pixels than this are refused (decompression-bomb guard).
-    pub max_pixels: u64,
+    /// Bounds on what is read: pixels per image, bytes per image file,
+    /// per annotation source and per line.
+    pub limits: Limits,
     /// Class names in the order to use; a label outside them is a finding.
     pub classes: Option<Vec<String>>,
     /// Folder that relative image paths are resolved against; by default the
     /// annotation file's folder (CSV, COCO) or `JPEGImages/` (VOC).
     pub image_root: Option<PathBuf>,
-    /// Header-probing threads; `None` uses [`stokehold_core::default_threads`].
+    /// Threads probing headers and parsing annotation files; `None` uses
+    /// `STOKEHOLD_NUM_THREADS` or the core count (see
+    /// [`stokehold_core::resolve_threads`]).
     pub threads: Option<usize>,
-}
-
-impl Default for IndexOptions {
-    fn default() -> Self {
-        IndexOptions {
-            format: None,
-            strict: false,
-            max_pixels: DEFAULT_MAX_PIXELS,
-            classes: None,
-            image_root: None,
-            threads: None,
-        }
-    }
 }
 
 /// What can stop indexing as a whole (as opposed to a [`Finding`] about one
@@ -91,13 +81,13 @@ pub enum Error {
         path: PathBuf,
     },
     /// The source could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), stokehold_core::fsutil::io_message(error))]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's reason (part of the message, not also
+        /// given as the error's source).
+        error: std::io::Error,
     },
     /// The source is not valid for its format (bad JSON, missing CSV column…).
     #[error("{}: {reason}", path.display())]
@@ -143,10 +133,10 @@ fn list_findings(findings: &[Finding]) -> String {
 /// `control` reports progress (one unit per image probed) and is checked for
 /// cancellation between images.
 pub fn index(source: &Path, options: &IndexOptions, control: &Control) -> Result<Manifest, Error> {
-    if options.max_pixels == 0 {
-        return Err(Error::InvalidArgument("max_pixels must be positive".into()));
-    }
-    if !source.exists() {
+    options.limits.check().map_err(Error::InvalidArgument)?;
+    let threads = stokehold_core::resolve_threads(options.threads, "threads")
+        .map_err(Error::InvalidArgument)?;
+    if std::fs::symlink_metadata(source).is_err() {
         return Err(Error::NotFound {
             path: source.to_path_buf(),
         });
@@ -157,28 +147,38 @@ pub fn index(source: &Path, options: &IndexOptions, control: &Control) -> Result
     };
     let root = std::path::absolute(source).map_err(|e| Error::Io {
         path: source.into(),
-        source: e,
+        error: e,
     })?;
     let image_root = match &options.image_root {
         Some(r) => Some(std::path::absolute(r).map_err(|e| Error::Io {
             path: r.clone(),
-            source: e,
+            error: e,
         })?),
         None => None,
     };
+    // Every parallel step of this call runs on this pool, never on rayon's
+    // global one: its threads would not exist in a process forked after
+    // they started, and it would ignore the thread setting.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        // Linux keeps 15 bytes of a thread name: "stokehold-ix-15" fits.
+        .thread_name(|i| format!("stokehold-ix-{i}"))
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+    let limits = &options.limits;
     let draft = match format {
         SourceFormat::Folder => folder::read(&root, control)?,
-        SourceFormat::Csv => csv_source::read(&root, image_root.as_deref())?,
-        SourceFormat::Coco => coco::read(&root, image_root.as_deref())?,
-        SourceFormat::Voc => voc::read(&root, image_root.as_deref())?,
-        SourceFormat::Manifest => draft::from_manifest(Manifest::load(&root)?),
+        SourceFormat::Csv => csv_source::read(&root, image_root.as_deref(), limits)?,
+        SourceFormat::Coco => coco::read(&root, image_root.as_deref(), limits)?,
+        SourceFormat::Voc => voc::read(&root, image_root.as_deref(), limits, &pool, control)?,
+        SourceFormat::Manifest => draft::from_manifest(Manifest::load_with(&root, limits)?),
         _ => {
             return Err(Error::InvalidArgument(format!(
                 "unsupported source format {format}"
             )))
         }
     };
-    let mut manifest = draft.resolve(options, control)?;
+    let mut manifest = draft.resolve(options, &pool, control)?;
     manifest.source = Some(SourceInfo { format, path: root });
     if options.strict && !manifest.findings.is_empty() {
         return Err(Error::Strict {

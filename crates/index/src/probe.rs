@@ -1,41 +1,64 @@
 //! Reading an image's size and format from its header, without decoding.
 
-use std::fs::File;
-use std::io::{BufReader, ErrorKind, Seek, SeekFrom};
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use imagesize::{ImageError, ImageType};
-use stokehold_core::{FindingKind, ImageFormat};
+use stokehold_core::fsutil::{open_regular, ReadError};
+use stokehold_core::{FindingKind, ImageFormat, Limits};
+use stokehold_image::header;
 
 /// The default pixel limit: 100 megapixels.
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+pub const DEFAULT_MAX_PIXELS: u64 = Limits::DEFAULT_MAX_PIXELS;
 
-/// Reads `(width, height, format)` from the header of the image at `path`.
+/// What an image's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Width as displayed (EXIF orientation applied).
+    pub width: u32,
+    /// Height as displayed.
+    pub height: u32,
+    /// The encoded format.
+    pub format: ImageFormat,
+    /// EXIF orientation, 1 to 8 (1: none).
+    pub orientation: u8,
+}
+
+/// Reads the size (as displayed: an EXIF orientation of 5 to 8 swaps width
+/// and height), format and orientation of the image at `path` from its
+/// header.
 ///
 /// On failure returns the finding kind and a sentence for the user: a
-/// missing, empty, unreadable or unrecognised file, a format stokehold
-/// cannot decode, or an image over `max_pixels`.
-pub fn probe(
-    path: &Path,
-    max_pixels: u64,
-) -> Result<(u32, u32, ImageFormat), (FindingKind, String)> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => (FindingKind::MissingFile, "file does not exist".to_string()),
-        _ => (FindingKind::Unreadable, format!("cannot open: {e}")),
+/// missing, empty, unreadable or unrecognised file, something that is not a
+/// regular file (a FIFO is never opened for a blocking read), a format
+/// stokehold cannot decode, or an image over `limits.max_pixels` or
+/// `limits.max_file_bytes`.
+pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, (FindingKind, String)> {
+    let (file, len) = open_regular(path).map_err(|e| match e {
+        e if e.is_not_found() => (FindingKind::MissingFile, "file does not exist".to_string()),
+        ReadError::NotRegular("a directory") => (FindingKind::NotAnImage, "is a directory".into()),
+        ReadError::NotRegular(what) => (
+            FindingKind::Unreadable,
+            format!("is {what}, not a regular file; not opened"),
+        ),
+        other => (FindingKind::Unreadable, format!("cannot open: {other}")),
     })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| (FindingKind::Unreadable, format!("cannot stat: {e}")))?;
-    if meta.is_dir() {
-        return Err((FindingKind::NotAnImage, "is a directory".into()));
-    }
-    if meta.len() == 0 {
+    if len == 0 {
         return Err((FindingKind::EmptyFile, "file is empty (0 bytes)".into()));
+    }
+    if len > limits.max_file_bytes {
+        return Err((
+            FindingKind::TooLarge,
+            format!(
+                "file is {len} bytes, over the limit of {} (max_file_bytes)",
+                limits.max_file_bytes
+            ),
+        ));
     }
     // 4 KiB covers the headers of PNG, GIF, BMP and WebP in one read; JPEG
     // and TIFF seek on to the marker that holds the size.
     let mut reader = BufReader::with_capacity(4096, file);
-    let kind = imagesize::reader_type(&mut reader).map_err(|e| header_error(e, meta.len()))?;
+    let kind = imagesize::reader_type(&mut reader).map_err(|e| header_error(e, len))?;
     let format = match kind {
         ImageType::Jpeg => ImageFormat::Jpeg,
         ImageType::Png => ImageFormat::Png,
@@ -53,27 +76,53 @@ pub fn probe(
             ))
         }
     };
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| (FindingKind::Unreadable, format!("cannot read: {e}")))?;
-    let size = imagesize::reader_size(&mut reader).map_err(|e| header_error(e, meta.len()))?;
-    let (w, h) = (size.width as u64, size.height as u64);
+    let unreadable = |e: std::io::Error| (FindingKind::Unreadable, format!("cannot read: {e}"));
+    reader.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let (w, h) = if format == ImageFormat::Bmp {
+        let mut head = [0u8; 26];
+        reader
+            .read_exact(&mut head)
+            .map_err(|e| header_error(ImageError::IoError(e), len))?;
+        header::bmp_size(&head).ok_or((
+            FindingKind::NotAnImage,
+            format!("corrupt BMP header ({len} bytes)"),
+        ))?
+    } else {
+        let size = imagesize::reader_size(&mut reader).map_err(|e| header_error(e, len))?;
+        (
+            u32::try_from(size.width).unwrap_or(u32::MAX),
+            u32::try_from(size.height).unwrap_or(u32::MAX),
+        )
+    };
+    let (w, h) = (u64::from(w), u64::from(h));
     if w == 0 || h == 0 {
         return Err((
             FindingKind::NotAnImage,
             format!("{format} header says {w}×{h} pixels"),
         ));
     }
-    if w > u64::from(u32::MAX) || h > u64::from(u32::MAX) || w * h > max_pixels {
+    if w * h > limits.max_pixels {
         return Err((
             FindingKind::TooLarge,
             format!(
-                "{w}×{h} = {} pixels is over the limit of {max_pixels}",
-                w * h
+                "{w}×{h} = {} pixels is over the limit of {} (max_pixels)",
+                w * h,
+                limits.max_pixels
             ),
         ));
     }
-    Ok((w as u32, h as u32, format))
+    let orientation = header::orientation(&mut reader, format).map_err(unreadable)?;
+    let (w, h) = if header::swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    Ok(Probe {
+        width: w as u32,
+        height: h as u32,
+        format,
+        orientation,
+    })
 }
 
 fn header_error(e: ImageError, len: u64) -> (FindingKind, String) {
@@ -111,6 +160,13 @@ mod tests {
         b
     }
 
+    fn lim(max_pixels: u64) -> Limits {
+        Limits {
+            max_pixels,
+            ..Limits::default()
+        }
+    }
+
     #[test]
     fn each_failure_has_its_kind() {
         let dir = tempfile::tempdir().unwrap();
@@ -119,36 +175,38 @@ mod tests {
             std::fs::write(&path, bytes).unwrap();
             path
         };
+        let ok = probe(&p("ok.png", &png(30, 20)), &lim(1000)).unwrap();
+        assert_eq!((ok.width, ok.height, ok.format), (30, 20, ImageFormat::Png));
         assert_eq!(
-            probe(&p("ok.png", &png(30, 20)), 1000).unwrap(),
-            (30, 20, ImageFormat::Png)
-        );
-        assert_eq!(
-            probe(&dir.path().join("nope.png"), 1000).unwrap_err().0,
+            probe(&dir.path().join("nope.png"), &lim(1000))
+                .unwrap_err()
+                .0,
             FindingKind::MissingFile
         );
         assert_eq!(
-            probe(&p("empty.png", b""), 1000).unwrap_err().0,
+            probe(&p("empty.png", b""), &lim(1000)).unwrap_err().0,
             FindingKind::EmptyFile
         );
         assert_eq!(
-            probe(&p("text.png", b"hello, world, not an image"), 1000)
+            probe(&p("text.png", b"hello, world, not an image"), &lim(1000))
                 .unwrap_err()
                 .0,
             FindingKind::NotAnImage
         );
         assert_eq!(
-            probe(&p("big.png", &png(100, 100)), 9_999).unwrap_err().0,
+            probe(&p("big.png", &png(100, 100)), &lim(9_999))
+                .unwrap_err()
+                .0,
             FindingKind::TooLarge
         );
         assert_eq!(
-            probe(&p("cut.png", &png(30, 20)[..14]), 1000)
+            probe(&p("cut.png", &png(30, 20)[..14]), &lim(1000))
                 .unwrap_err()
                 .0,
             FindingKind::NotAnImage
         );
         assert_eq!(
-            probe(dir.path(), 1000).unwrap_err().0,
+            probe(dir.path(), &lim(1000)).unwrap_err().0,
             FindingKind::NotAnImage
         );
         let psd = p(
@@ -156,7 +214,7 @@ mod tests {
             b"8BPS\0\x01\0\0\0\0\0\0\0\x03\0\0\0\x10\0\0\0\x20\0\x08\0\x03",
         );
         assert_eq!(
-            probe(&psd, 1000).unwrap_err().0,
+            probe(&psd, &lim(1000)).unwrap_err().0,
             FindingKind::UnsupportedFormat
         );
     }

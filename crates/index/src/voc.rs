@@ -21,13 +21,19 @@ struct Parsed {
 /// converted to stokehold's continuous coordinates by subtracting 1 from
 /// `xmin` and `ymin` (a box `1,1,W,H` covers the whole `W × H` image).
 /// A sample's class is that of its largest box.
-pub(crate) fn read(root: &Path, image_root: Option<&Path>) -> Result<Draft, Error> {
+pub(crate) fn read(
+    root: &Path,
+    image_root: Option<&Path>,
+    limits: &stokehold_core::Limits,
+    pool: &rayon::ThreadPool,
+    control: &stokehold_core::Control,
+) -> Result<Draft, Error> {
     let ann_dir = root.join("Annotations");
     let images = image_root.map_or_else(|| root.join("JPEGImages"), Path::to_path_buf);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&ann_dir)
         .map_err(|e| Error::Io {
             path: ann_dir.clone(),
-            source: e,
+            error: e,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml")))
@@ -37,19 +43,37 @@ pub(crate) fn read(root: &Path, image_root: Option<&Path>) -> Result<Draft, Erro
         })
         .collect();
     files.sort();
-    let parsed: Vec<Result<Parsed, Finding>> = files
-        .par_iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(f).map_err(|e| {
-                Finding::skip(
-                    FindingKind::InvalidAnnotation,
+    let parsed: Vec<Option<Result<Parsed, Finding>>> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|f| {
+                if control.is_cancelled() {
+                    return None;
+                }
+                let invalid = |msg: String| Finding::skip(FindingKind::InvalidAnnotation, f, msg);
+                let result = stokehold_core::fsutil::read_capped(
                     f,
-                    format!("cannot read: {e}"),
+                    limits.max_source_bytes,
+                    "max_source_bytes",
                 )
-            })?;
-            parse(&text).map_err(|msg| Finding::skip(FindingKind::InvalidAnnotation, f, msg))
-        })
-        .collect();
+                .map_err(|e| invalid(format!("cannot read: {e}")))
+                .and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|e| {
+                        invalid(format!(
+                            "not UTF-8 text (invalid byte at offset {})",
+                            e.utf8_error().valid_up_to()
+                        ))
+                    })
+                })
+                .and_then(|text| parse(&text).map_err(invalid));
+                Some(result)
+            })
+            .collect()
+    });
+    if control.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let parsed: Vec<Result<Parsed, Finding>> = parsed.into_iter().flatten().collect();
 
     let mut names: Vec<&str> = parsed
         .iter()

@@ -277,7 +277,10 @@ fn every_probe_and_box_finding_in_one_source() {
 
     // A raised limit lets the big image through.
     let options = IndexOptions {
-        max_pixels: 1_000_000_000,
+        limits: stokehold_core::Limits {
+            max_pixels: 1_000_000_000,
+            ..options.limits
+        },
         ..options
     };
     let m = index(&r.join("l.csv"), &options, &Control::new()).unwrap();
@@ -412,4 +415,173 @@ fn detection_by_extension_and_content() {
         SourceFormat::Csv
     );
     assert_eq!(detect_format(d.path()).unwrap(), SourceFormat::Folder);
+}
+
+/// A JPEG header whose APP1 segment carries an EXIF orientation.
+fn jpeg_with_orientation(w: u16, h: u16, orientation: u8) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+    tiff.extend_from_slice(&[orientation, 0, 0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let plain = jpeg(w, h);
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    b.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    b.extend(app1);
+    b.extend_from_slice(&plain[2..]);
+    b
+}
+
+/// Regression (reliability issue, item 7): boxes are in the displayed
+/// orientation, so they are checked against the displayed size; before,
+/// a box in the lower part of a portrait photo stored sideways was clipped
+/// or dropped and the sample could lose its class.
+#[test]
+fn exif_orientation_gives_displayed_sizes_and_boxes_keep_their_class() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    // Stored 400 wide × 300 tall, displayed (orientation 6) 300 × 400.
+    write(&r.join("p.jpg"), &jpeg_with_orientation(400, 300, 6));
+    write(
+        &r.join("l.csv"),
+        b"path,label,x_min,y_min,x_max,y_max\np.jpg,cat,10,320,200,390\n",
+    );
+    let m = run(&r.join("l.csv"));
+    assert!(m.findings.is_empty(), "{:?}", m.findings);
+    let s = &m.samples[0];
+    assert_eq!((s.width, s.height), (300, 400));
+    assert_eq!(s.boxes[0].bbox, [10.0, 320.0, 200.0, 390.0]);
+    assert_eq!(m.class_name(s.label), Some("cat"));
+}
+
+/// Regression (item 8): one row with invalid UTF-8, or a quote that is
+/// never closed, dropped every row after it.
+#[test]
+fn a_bad_csv_row_costs_one_row() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    for i in 0..4 {
+        write(&r.join(format!("{i}.png")), &png(4, 4));
+    }
+    let mut csv = b"path,label\n0.png,a\n1.png,\xff\xfe\n\"2.png,b\n3.png,a\n".to_vec();
+    csv.extend_from_slice(b"\n");
+    write(&r.join("l.csv"), &csv);
+    let m = run(&r.join("l.csv"));
+    assert_eq!(names(&m), ["0.png", "3.png"]);
+    let locations: Vec<_> = m
+        .findings
+        .iter()
+        .map(|f| f.location.clone().unwrap())
+        .collect();
+    assert_eq!(locations, ["line 3", "line 4"]);
+    assert!(m.findings.iter().all(|f| f.message.starts_with("line ")));
+}
+
+/// Regression (item 9): a path that is not UTF-8 is kept exactly.
+#[test]
+fn non_utf8_paths_are_kept_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    write(&r.join("c").join(name), &png(4, 4));
+    let mut csv = b"path,label\n".to_vec();
+    csv.extend_from_slice(b"c/caf\xe9.png,a\n");
+    write(&r.join("l.csv"), &csv);
+    for source in [r.join("l.csv"), r.to_path_buf()] {
+        let m = index(
+            &source,
+            &IndexOptions {
+                format: Some(if source.is_dir() {
+                    SourceFormat::Folder
+                } else {
+                    SourceFormat::Csv
+                }),
+                ..IndexOptions::default()
+            },
+            &Control::new(),
+        )
+        .unwrap();
+        let s = m.samples.iter().find(|s| s.path.ends_with(name)).unwrap();
+        assert_eq!(s.path, r.join("c").join(name));
+        let saved = d.path().join("m.jsonl");
+        m.save(&saved).unwrap();
+        assert_eq!(Manifest::load(&saved).unwrap().samples, m.samples);
+    }
+}
+
+/// Regression (items 3, 4, 18): a FIFO named like an image is never
+/// opened for a blocking read; /dev/zero as a CSV is refused; a top-down
+/// BMP has its real height; an HDF5 file is not parsed as a CSV.
+#[test]
+fn fifos_devices_top_down_bmps_and_hdf5_files() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(&r.join("a/ok.png"), &png(4, 4));
+    let fifo = std::ffi::CString::new(r.join("a/pipe.jpg").as_os_str().as_encoded_bytes()).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(r.join("a/pipe.jpg"))
+        .status()
+        .unwrap();
+    assert!(made.success(), "{fifo:?}");
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[0; 12]);
+    bmp.extend_from_slice(&40u32.to_le_bytes());
+    bmp.extend_from_slice(&7i32.to_le_bytes());
+    bmp.extend_from_slice(&(-48i32).to_le_bytes());
+    bmp.extend_from_slice(&[0; 40]);
+    write(&r.join("a/top.bmp"), &bmp);
+    let m = run(r);
+    assert_eq!(names(&m), ["ok.png", "top.bmp"]);
+    assert_eq!((m.samples[1].width, m.samples[1].height), (7, 48));
+    let f = &m.findings[0];
+    assert_eq!(f.kind, FindingKind::Unreadable);
+    assert!(f.message.contains("FIFO"), "{}", f.message);
+
+    let options = IndexOptions {
+        format: Some(SourceFormat::Csv),
+        ..IndexOptions::default()
+    };
+    let err = index(Path::new("/dev/zero"), &options, &Control::new()).unwrap_err();
+    assert!(err.to_string().contains("character device"), "{err}");
+
+    write(&r.join("x.h5"), b"\x89HDF\r\n\x1a\n\0\0\0\0");
+    write(&r.join("y.dat"), b"\x89HDF\r\n\x1a\n\0\0\0\0");
+    for p in ["x.h5", "y.dat"] {
+        let err = index(&r.join(p), &IndexOptions::default(), &Control::new()).unwrap_err();
+        assert!(err.to_string().contains("HDF5"), "{err}");
+    }
+}
+
+/// Regression (item 3): a source over `max_source_bytes` is refused
+/// without being read, and so is a manifest line over `max_line_bytes`.
+#[test]
+fn sources_and_lines_are_capped() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(
+        &r.join("l.csv"),
+        &[b"path,label\n".as_slice(), &[b'x'; 4000]].concat(),
+    );
+    let small = IndexOptions {
+        limits: stokehold_core::Limits {
+            max_source_bytes: 1000,
+            ..Default::default()
+        },
+        ..IndexOptions::default()
+    };
+    let err = index(&r.join("l.csv"), &small, &Control::new()).unwrap_err();
+    assert!(err.to_string().contains("max_source_bytes"), "{err}");
+    let short_lines = IndexOptions {
+        limits: stokehold_core::Limits {
+            max_line_bytes: 100,
+            ..Default::default()
+        },
+        ..IndexOptions::default()
+    };
+    let m = index(&r.join("l.csv"), &short_lines, &Control::new()).unwrap();
+    assert!(
+        m.findings[0].message.contains("max_line_bytes"),
+        "{:?}",
+        m.findings
+    );
 }

@@ -55,7 +55,7 @@ fn memcpy_gbps(bytes: usize, threads: usize) -> f64 {
 fn run<S: Source + 'static>(ds: Dataset<S>, workers: usize, epochs: usize) -> (f64, usize) {
     let n = ds.samples_per_epoch();
     let options = LoaderOptions {
-        workers,
+        threads: workers,
         prefetch: 2 * workers,
         ..Default::default()
     };

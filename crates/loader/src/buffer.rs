@@ -53,21 +53,25 @@ impl<T> std::fmt::Debug for Pool<T> {
 
 impl<T: Pod> Pool<T> {
     /// A buffer of exactly `len` elements (contents unspecified: the caller
-    /// overwrites all of them).
-    pub fn take(&self, len: usize) -> Buffer<T> {
+    /// overwrites all of them), or `None` when the memory cannot be had (a
+    /// failed allocation is an error for the caller, not an abort).
+    pub fn take(&self, len: usize) -> Option<Buffer<T>> {
         let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
         let mut blocks = recycled.unwrap_or_default();
-        let needed = blocks_for::<T>(len);
+        let needed = len
+            .checked_mul(std::mem::size_of::<T>())?
+            .div_ceil(std::mem::size_of::<Block>());
         if blocks.len() != needed {
-            blocks.clear();
+            blocks = Vec::new();
+            blocks.try_reserve_exact(needed).ok()?;
             blocks.resize(needed, Block::zeroed());
         }
-        Buffer {
+        Some(Buffer {
             blocks,
             len,
             home: Some(Arc::clone(&self.free)),
             kind: PhantomData,
-        }
+        })
     }
 }
 
@@ -142,16 +146,20 @@ mod tests {
     #[test]
     fn buffers_start_on_64_bytes_and_are_recycled() {
         let pool = Pool::<f32>::default();
-        let a = pool.take(1000);
+        let a = pool.take(1000).unwrap();
         assert_eq!(a.len(), 1000);
         assert_eq!(a.as_ptr() as usize % 64, 0);
         let ptr = a.as_ptr();
         drop(a);
-        let b = pool.take(1000);
+        let b = pool.take(1000).unwrap();
         assert_eq!(b.as_ptr(), ptr, "the same memory again");
-        let odd = Pool::<u8>::default().take(3 * 224 * 224 + 5);
+        let odd = Pool::<u8>::default().take(3 * 224 * 224 + 5).unwrap();
         assert_eq!(odd.as_ptr() as usize % 64, 0);
         assert_eq!(odd.len(), 3 * 224 * 224 + 5);
+        assert!(
+            Pool::<f32>::default().take(usize::MAX / 2).is_none(),
+            "no abort"
+        );
         let copy = Buffer::from_slice(&[1u8, 2, 3]);
         assert_eq!(&copy[..], &[1, 2, 3]);
         assert_eq!(copy.clone(), copy);

@@ -9,24 +9,96 @@ use crate::source::Source;
 use crate::transform::{normalize, to_chw, Augment};
 use crate::{Error, Sequence};
 
-/// Element type of the images of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Element type of the images of a batch (`"float32"`, `"uint8"`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Dtype {
     /// float32, normalized with the mean and std (or 0–255 if `normalize` is off).
     #[default]
+    #[strum(serialize = "float32")]
     F32,
     /// uint8 as stored: normalize on the accelerator.
+    #[strum(serialize = "uint8")]
     U8,
 }
 
-/// Image layout of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Image layout of a batch, named as Keras's `data_format`
+/// (`"channels_last"`, `"channels_first"`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Layout {
     /// `(B, H, W, C)`: channels last (Keras, JAX).
     #[default]
+    #[strum(serialize = "channels_last")]
     Nhwc,
     /// `(B, C, H, W)`: channels first (PyTorch).
+    #[strum(serialize = "channels_first")]
     Nchw,
+}
+
+/// What a batch does with a sample that cannot be read or decoded
+/// (`"raise"`, `"skip"`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum OnError {
+    /// The batch fails with the sample's error.
+    #[default]
+    Raise,
+    /// The sample is replaced by the next one of the epoch's order that
+    /// loads (at most [`MAX_REPLACEMENTS`] tries), so batch shapes and
+    /// counts stay the same; the skipped sample is recorded
+    /// ([`Dataset::skipped`]).
+    Skip,
+}
+
+/// How many following samples `OnError::Skip` tries before giving up.
+pub const MAX_REPLACEMENTS: usize = 16;
+
+/// The most skipped samples a [`Dataset`] remembers (the count goes on).
+const SKIPPED_KEPT: usize = 10_000;
+
+/// A sample left out of a batch under [`OnError::Skip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The epoch.
+    pub epoch: u64,
+    /// The sample's index in the source.
+    pub index: usize,
+    /// Why it could not be loaded (names its file).
+    pub reason: String,
 }
 
 /// How a [`Dataset`] makes batches.
@@ -63,6 +135,8 @@ pub struct DatasetOptions {
     /// Pad boxes to this many per sample (extra boxes are left out); by
     /// default to the batch's largest count.
     pub max_boxes: Option<usize>,
+    /// What to do with a sample that cannot be loaded.
+    pub on_error: OnError,
 }
 
 impl Default for DatasetOptions {
@@ -83,6 +157,7 @@ impl Default for DatasetOptions {
             augment: Augment::default(),
             one_hot: false,
             max_boxes: None,
+            on_error: OnError::Raise,
         }
     }
 }
@@ -136,6 +211,8 @@ pub struct Dataset<S: Source> {
     orders: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
     f32_pool: Pool<f32>,
     u8_pool: Pool<u8>,
+    /// Samples skipped under [`OnError::Skip`], and how many in all.
+    skipped: Mutex<(Vec<Skipped>, u64)>,
 }
 
 impl<S: Source> std::fmt::Debug for Dataset<S> {
@@ -165,7 +242,19 @@ impl<S: Source> Dataset<S> {
                 options.rank, options.world_size
             ));
         }
-        let c = source.image_shape()[2];
+        if options.max_boxes.is_some_and(|m| m > 100_000) {
+            return bad(format!(
+                "max_boxes must be at most 100000, got {}",
+                options.max_boxes.unwrap_or(0)
+            ));
+        }
+        options.augment.check()?;
+        let [h, w, c] = source.image_shape();
+        if h == 0 || w == 0 {
+            return bad(
+                "the samples of this source have varying shapes; a batch needs one shape".into(),
+            );
+        }
         let (mut scale, mut bias) = (vec![1.0f32; c], vec![0.0f32; c]);
         if options.dtype == Dtype::F32 && options.normalize {
             let stats = source.stats();
@@ -187,10 +276,32 @@ impl<S: Source> Dataset<S> {
                     std.len()
                 ));
             }
+            let given = |name: &str| {
+                if (name == "mean" && options.mean.is_some())
+                    || (name == "std" && options.std.is_some())
+                {
+                    format!("{name}=")
+                } else {
+                    format!("the source's {name}")
+                }
+            };
+            if let Some(k) = mean.iter().position(|m| !m.is_finite()) {
+                return bad(format!(
+                    "{} of channel {k} is {}, not a finite number",
+                    given("mean"),
+                    mean[k]
+                ));
+            }
+            if let Some(k) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+                return bad(format!(
+                    "{} of channel {k} is {}: normalizing needs a positive std (give std=, or normalize=False)",
+                    given("std"),
+                    std[k]
+                ));
+            }
             for k in 0..c {
-                let s = if std[k] > 0.0 { std[k] } else { 1.0 };
-                scale[k] = (1.0 / s) as f32;
-                bias[k] = (-mean[k] / s) as f32;
+                scale[k] = (1.0 / std[k]) as f32;
+                bias[k] = (-mean[k] / std[k]) as f32;
             }
         }
         Ok(Dataset {
@@ -201,7 +312,28 @@ impl<S: Source> Dataset<S> {
             orders: Mutex::new(Vec::new()),
             f32_pool: Pool::default(),
             u8_pool: Pool::default(),
+            skipped: Mutex::new((Vec::new(), 0)),
         })
+    }
+
+    /// Samples skipped under [`OnError::Skip`] (the most recent
+    /// 10,000), and how many were skipped in all.
+    pub fn skipped(&self) -> (Vec<Skipped>, u64) {
+        let guard = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        (guard.0.clone(), guard.1)
+    }
+
+    fn record_skip(&self, epoch: u64, index: usize, error: &Error) {
+        let mut guard = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.0.len() >= SKIPPED_KEPT {
+            guard.0.remove(0);
+        }
+        guard.0.push(Skipped {
+            epoch,
+            index,
+            reason: error.to_string(),
+        });
+        guard.1 += 1;
     }
 
     /// The source.
@@ -212,6 +344,18 @@ impl<S: Source> Dataset<S> {
     /// The options.
     pub fn options(&self) -> &DatasetOptions {
         &self.options
+    }
+
+    /// Bytes of the pixels of one full batch.
+    pub fn batch_bytes(&self) -> u64 {
+        let [h, w, c] = self.source.image_shape();
+        let elem = match self.options.dtype {
+            Dtype::F32 => 4,
+            Dtype::U8 => 1,
+        };
+        (self.options.batch_size.min(self.samples_per_epoch().max(1)) as u64)
+            .saturating_mul((h * w * c) as u64)
+            .saturating_mul(elem)
     }
 
     /// Samples in this rank's share of an epoch.
@@ -255,25 +399,58 @@ impl<S: Source> Dataset<S> {
         let [h, w, c] = self.source.image_shape();
         let per = h * w * c;
         let chw = self.options.layout == Layout::Nchw;
+        let too_big = || {
+            Error::InvalidArgument(format!(
+                "cannot allocate a batch of {b} × {h}×{w}×{c} {} values: lower batch_size",
+                match self.options.dtype {
+                    Dtype::F32 => "float32",
+                    Dtype::U8 => "uint8",
+                }
+            ))
+        };
+        let total = b.checked_mul(per).ok_or_else(too_big)?;
         let mut images = match self.options.dtype {
-            Dtype::F32 => Images::F32(self.f32_pool.take(b * per)),
-            Dtype::U8 => Images::U8(self.u8_pool.take(b * per)),
+            Dtype::F32 => Images::F32(self.f32_pool.take(total).ok_or_else(too_big)?),
+            Dtype::U8 => Images::U8(self.u8_pool.take(total).ok_or_else(too_big)?),
         };
         let mut labels = Vec::with_capacity(b);
         let mut all_boxes = Vec::with_capacity(b);
+        let mut sample_indices = Vec::with_capacity(b);
         SCRATCH.with(|cell| -> Result<(), Error> {
             let (pixels, scratch) = &mut *cell.borrow_mut();
             pixels.resize(per, 0);
-            for (slot, &sample) in indices.iter().enumerate() {
+            for (slot, &first) in indices.iter().enumerate() {
                 let direct =
                     matches!(images, Images::U8(_)) && !chw && !self.options.augment.is_active();
-                let mut data = match &mut images {
-                    // Raw uint8, channels last, no augmentation: read straight into the batch.
-                    Images::U8(buf) if direct => self
-                        .source
-                        .load(sample, &mut buf[slot * per..(slot + 1) * per])?,
-                    _ => self.source.load(sample, pixels)?,
+                let position = index * bs + slot;
+                let mut attempt = 0;
+                let (sample, mut data) = loop {
+                    let sample = if attempt == 0 {
+                        first
+                    } else {
+                        order[(position + attempt) % order.len()]
+                    };
+                    let loaded = match &mut images {
+                        // Raw uint8, channels last, no augmentation: read straight into the batch.
+                        Images::U8(buf) if direct => self
+                            .source
+                            .load(sample, &mut buf[slot * per..(slot + 1) * per]),
+                        _ => self.source.load(sample, pixels),
+                    };
+                    match loaded {
+                        Ok(data) => break (sample, data),
+                        Err(e)
+                            if self.options.on_error == OnError::Skip
+                                && attempt < MAX_REPLACEMENTS
+                                && attempt + 1 < order.len() =>
+                        {
+                            self.record_skip(epoch, sample, &e);
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 };
+                sample_indices.push(sample as i64);
                 if self.options.augment.is_active() {
                     let mut rng = Rng::keyed(&[self.options.seed, epoch, sample as u64]);
                     let target: &mut [u8] = pixels;
@@ -345,7 +522,7 @@ impl<S: Source> Dataset<S> {
             box_labels,
             box_counts,
             max_boxes,
-            sample_indices: indices.iter().map(|&i| i as i64).collect(),
+            sample_indices,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,8 +24,8 @@ pub enum Order {
 /// How a [`Loader`] runs its sequence.
 #[derive(Debug, Clone)]
 pub struct LoaderOptions {
-    /// Worker threads (at least 1).
-    pub workers: usize,
+    /// Worker threads (1 to [`stokehold_core::max_threads`]).
+    pub threads: usize,
     /// Most batches in flight or buffered at once: memory stays under
     /// `prefetch × batch bytes` plus a constant.
     pub prefetch: usize,
@@ -37,10 +37,10 @@ pub struct LoaderOptions {
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        let workers = stokehold_core::default_threads();
+        let threads = stokehold_core::default_threads();
         LoaderOptions {
-            workers,
-            prefetch: 2 * workers,
+            threads,
+            prefetch: 2 * threads,
             order: Order::Ordered,
             epoch: 0,
         }
@@ -122,6 +122,19 @@ impl Drop for Pool {
 
 type Outcome<B> = (usize, Result<B, Error>);
 
+/// How long [`Run::next`] waits for the next batch.
+#[derive(Clone, Copy)]
+enum Wait<'a> {
+    /// Not at all: only a batch already made is returned.
+    No,
+    /// Until it is made, or until the function says to stop (polled every
+    /// [`POLL`]); stopping consumes nothing.
+    Until(&'a dyn Fn() -> bool),
+}
+
+/// How often a waiting consumer checks whether it should stop waiting.
+const POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Runs a [`Sequence`] on a persistent pool of workers. See the crate docs.
 pub struct Loader<S: Sequence> {
     seq: Arc<S>,
@@ -143,13 +156,21 @@ impl<S: Sequence> std::fmt::Debug for Loader<S> {
 impl<S: Sequence> Loader<S> {
     /// Starts the worker pool.
     pub fn new(seq: Arc<S>, options: LoaderOptions) -> Result<Self, Error> {
-        if options.workers == 0 {
-            return Err(Error::InvalidArgument("workers must be at least 1".into()));
+        let max = stokehold_core::max_threads();
+        if options.threads == 0 || options.threads > max {
+            return Err(Error::InvalidArgument(format!(
+                "num_threads must be between 1 and {max} ({} per core), got {}",
+                stokehold_core::MAX_THREADS_PER_CORE,
+                options.threads
+            )));
         }
-        if options.prefetch == 0 {
-            return Err(Error::InvalidArgument("prefetch must be at least 1".into()));
+        if options.prefetch == 0 || options.prefetch > 1024 {
+            return Err(Error::InvalidArgument(format!(
+                "prefetch must be between 1 and 1024 batches, got {}",
+                options.prefetch
+            )));
         }
-        let pool = Pool::new(options.workers)?;
+        let pool = Pool::new(options.threads)?;
         Ok(Loader {
             epoch: options.epoch,
             seq,
@@ -285,7 +306,7 @@ impl<B: Send + 'static> Run<B> {
         pool: &Pool,
         options: &LoaderOptions,
         next_deliver: usize,
-        wait: bool,
+        wait: Wait<'_>,
     ) -> Result<(usize, Result<B, Error>), Pending> {
         if next_deliver >= self.end && options.order == Order::Ordered {
             return Err(Pending::Finished);
@@ -322,15 +343,19 @@ impl<B: Send + 'static> Run<B> {
             self.next_dispatch += 1;
             self.in_flight += 1;
         }
-        let receive = |rx: &Receiver<Outcome<B>>| {
-            if wait {
-                rx.recv().map_err(|_| Pending::Finished)
-            } else {
-                rx.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => Pending::NotReady,
-                    TryRecvError::Disconnected => Pending::Finished,
-                })
-            }
+        let receive = |rx: &Receiver<Outcome<B>>| match wait {
+            Wait::No => rx.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => Pending::NotReady,
+                TryRecvError::Disconnected => Pending::Finished,
+            }),
+            Wait::Until(stop) => loop {
+                match rx.recv_timeout(POLL) {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(RecvTimeoutError::Disconnected) => return Err(Pending::Finished),
+                    Err(RecvTimeoutError::Timeout) if stop() => return Err(Pending::NotReady),
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+            },
         };
         match options.order {
             Order::Ordered => loop {
@@ -391,7 +416,7 @@ impl<S: Sequence> Iterator for EpochIter<'_, S> {
                 &loader.pool,
                 &loader.options,
                 loader.next_batch,
-                true,
+                Wait::Until(&|| false),
             )
             .ok()?;
         if loader.delivered() {
@@ -421,17 +446,26 @@ pub struct Generator<S: Sequence> {
 impl<S: Sequence> Generator<S> {
     /// The next batch, starting the next epoch when one ends.
     pub fn next_batch(&self) -> Result<S::Batch, Error> {
-        self.next_inner(true).unwrap_or_else(|| Err(Error::Closed))
+        self.next_inner(Wait::Until(&|| false))
+            .unwrap_or_else(|| Err(Error::Closed))
+    }
+
+    /// The next batch, waiting for it until `stop` returns true (checked
+    /// every 10 ms): then `None`, and nothing is consumed: the batch is
+    /// still being made and the next call gets it. For a caller that must
+    /// react to Ctrl-C while a large batch is decoded.
+    pub fn next_batch_until(&self, stop: &dyn Fn() -> bool) -> Option<Result<S::Batch, Error>> {
+        self.next_inner(Wait::Until(stop))
     }
 
     /// The next batch if it is already made, without waiting: `None` when
     /// it is still being made (then [`Generator::next_batch`] waits for
     /// it). The read-ahead is topped up either way.
     pub fn try_next_batch(&self) -> Option<Result<S::Batch, Error>> {
-        self.next_inner(false)
+        self.next_inner(Wait::No)
     }
 
-    fn next_inner(&self, wait: bool) -> Option<Result<S::Batch, Error>> {
+    fn next_inner(&self, wait: Wait<'_>) -> Option<Result<S::Batch, Error>> {
         let Ok(mut guard) = self.inner.lock() else {
             return Some(Err(Error::Closed));
         };
@@ -493,6 +527,13 @@ impl<S: Sequence> Generator<S> {
             guard.run = None;
             guard.loader.pool.shutdown();
         }
+    }
+
+    /// Whether [`Generator::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner
+            .lock()
+            .map_or(true, |g| g.loader.pool.jobs.is_none())
     }
 }
 

@@ -23,7 +23,7 @@
 //!     }
 //! }
 //!
-//! let mut loader = Loader::new(Arc::new(Squares), LoaderOptions { workers: 2, ..Default::default() }).unwrap();
+//! let mut loader = Loader::new(Arc::new(Squares), LoaderOptions { threads: 2, ..Default::default() }).unwrap();
 //! let epoch0: Vec<_> = loader.epoch().map(|b| b.unwrap()[1]).collect();
 //! assert_eq!(epoch0, [0, 1, 4, 9]);
 //! assert_eq!(loader.state().epoch, 1);
@@ -37,11 +37,43 @@ mod source;
 mod transform;
 
 pub use buffer::Buffer;
-pub use dataset::{Batch, Dataset, DatasetOptions, Dtype, Images, Layout};
+pub use dataset::{
+    Batch, Dataset, DatasetOptions, Dtype, Images, Layout, OnError, Skipped, MAX_REPLACEMENTS,
+};
 pub use engine::{EpochIter, Generator, Loader, LoaderOptions, LoaderState, Order};
 pub use plan::{epoch_order, Shard};
 pub use source::{JitSource, PackedSource, SampleData, Source};
 pub use transform::Augment;
+
+/// Checks that `prefetch` batches of `batch_bytes` each (plus the one in
+/// use and the one being built) fit in this machine's memory, so that an
+/// impossible setting is a clear error, not the process killed for memory
+/// later.
+pub fn check_memory(batch_bytes: u64, prefetch: usize) -> Result<(), Error> {
+    let Some(total) = physical_memory() else {
+        return Ok(());
+    };
+    let need = batch_bytes.saturating_mul(prefetch as u64 + 2);
+    if need > total {
+        return Err(Error::InvalidArgument(format!(
+            "{} batches of {:.1} MB (prefetch {prefetch}, plus the one in use and the one being built) need {:.1} GB, \
+             more than this machine's {:.1} GB: lower batch_size, the image size or prefetch",
+            prefetch + 2,
+            batch_bytes as f64 / 1e6,
+            need as f64 / 1e9,
+            total as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// Physical memory in bytes (`MemTotal` of `/proc/meminfo`), if known.
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
 
 /// Errors of the loader. Each names the sample, batch or file concerned.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,7 +1,20 @@
 //! Epoch order and sharding: pure functions of (seed, epoch, rank, world size).
 
-/// What to do when the samples do not divide evenly among ranks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when the samples do not divide evenly among ranks (`"pad"`,
+/// `"drop"`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Shard {
     /// Repeat samples from the start of the epoch's order so every rank gets
     /// `ceil(n / world_size)` (no sample left out; a few seen twice).

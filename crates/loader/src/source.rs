@@ -1,8 +1,9 @@
 //! Where samples come from: a packed file or a manifest decoded just in time.
 
+use std::cell::RefCell;
 use std::path::Path;
 
-use stokehold_core::Manifest;
+use stokehold_core::{Limits, Manifest};
 use stokehold_image::{decode, prepare_into, DecodeOptions, Prepare};
 use stokehold_store::{Storage, StoreReader};
 
@@ -47,6 +48,11 @@ pub trait Source: Send + Sync {
     }
 }
 
+thread_local! {
+    // Per worker: the encoded bytes of the sample being decoded.
+    static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A packed file: raw samples are one `pread` each at an address resolved
 /// when the file was opened; encoded samples are decoded in the workers.
 #[derive(Debug)]
@@ -56,9 +62,10 @@ pub struct PackedSource {
 
 impl PackedSource {
     /// Opens and validates a packed file.
-    pub fn open(path: &Path) -> Result<Self, Error> {
-        let reader = StoreReader::open(path).map_err(|e| Error::Open(e.to_string()))?;
-        Ok(PackedSource { reader })
+    pub fn open(path: &Path) -> Result<Self, stokehold_store::Error> {
+        Ok(PackedSource {
+            reader: StoreReader::open(path)?,
+        })
     }
 
     /// The underlying reader.
@@ -97,16 +104,18 @@ impl Source for PackedSource {
                 .read_raw(index, out)
                 .map_err(|e| fail(e.to_string()))?,
             Storage::Encoded { .. } => {
-                let bytes = self
-                    .reader
-                    .read_encoded(index)
-                    .map_err(|e| fail(e.to_string()))?;
-                let [h, w, c] = self.image_shape();
-                let options = DecodeOptions {
-                    channels: c as u8,
-                    ..DecodeOptions::default()
-                };
-                let px = decode(&bytes, &options).map_err(|e| fail(e.to_string()))?;
+                let [h, w, c] = self.reader.sample_shape(index);
+                let px = BYTES.with(|cell| {
+                    let bytes = &mut *cell.borrow_mut();
+                    self.reader
+                        .read_bytes(index, bytes)
+                        .map_err(|e| fail(e.to_string()))?;
+                    let options = DecodeOptions {
+                        channels: c as u8,
+                        ..DecodeOptions::default()
+                    };
+                    decode(bytes, &options).map_err(|e| fail(e.to_string()))
+                })?;
                 if (px.height as usize, px.width as usize) != (h, w) || px.data.len() != out.len() {
                     return Err(fail(format!(
                         "decoded {}x{}, the file says {h}x{w}",
@@ -132,17 +141,28 @@ pub struct JitSource {
     manifest: Manifest,
     prepare: Prepare,
     stats: Option<(Vec<f64>, Vec<f64>)>,
+    max_file_bytes: u64,
 }
 
 impl JitSource {
     /// Serves `manifest` at `prepare.size` (see `stokehold_pack::PackOptions::prepare`).
     /// `stats` are the mean/std to normalize with (none are computed here).
+    /// Image files are read only when they are regular files of at most
+    /// [`Limits::DEFAULT_MAX_FILE_BYTES`] ([`JitSource::max_file_bytes`]
+    /// changes it); `prepare.decode.max_pixels` bounds the pixels.
     pub fn new(manifest: Manifest, prepare: Prepare, stats: Option<(Vec<f64>, Vec<f64>)>) -> Self {
         JitSource {
             manifest,
             prepare,
             stats,
+            max_file_bytes: Limits::DEFAULT_MAX_FILE_BYTES,
         }
+    }
+
+    /// The same source refusing image files larger than `n` bytes.
+    pub fn max_file_bytes(mut self, n: u64) -> Self {
+        self.max_file_bytes = n;
+        self
     }
 }
 
@@ -175,9 +195,16 @@ impl Source for JitSource {
             path: sample.path.display().to_string(),
             reason,
         };
-        let bytes = std::fs::read(&sample.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let (geometry, _) =
-            prepare_into(&bytes, &self.prepare, out).map_err(|e| fail(e.to_string()))?;
+        let (geometry, _) = BYTES.with(|cell| {
+            let bytes = &mut *cell.borrow_mut();
+            *bytes = stokehold_core::fsutil::read_capped(
+                &sample.path,
+                self.max_file_bytes,
+                "max_file_bytes",
+            )
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+            prepare_into(bytes, &self.prepare, out).map_err(|e| fail(e.to_string()))
+        })?;
         let mut data = SampleData {
             label: sample.label.map_or(-1, i64::from),
             ..SampleData::default()

@@ -17,6 +17,31 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// Checks that the probability is in [0, 1] and the crop ranges are
+    /// ordered and positive (scale at most 1).
+    pub fn check(&self) -> Result<(), crate::Error> {
+        let bad = |m: String| Err(crate::Error::InvalidArgument(m));
+        if !(0.0..=1.0).contains(&self.hflip) {
+            return bad(format!(
+                "augment hflip is a probability between 0 and 1, got {}",
+                self.hflip
+            ));
+        }
+        if let Some(((s0, s1), (r0, r1))) = self.random_resized_crop {
+            if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
+                return bad(format!(
+                    "augment random_resized_crop scale ({s0}, {s1}) must satisfy 0 < low <= high <= 1"
+                ));
+            }
+            if !(r0 > 0.0 && r0 <= r1 && r1.is_finite()) {
+                return bad(format!(
+                    "augment random_resized_crop ratio ({r0}, {r1}) must satisfy 0 < low <= high"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any augmentation is on.
     pub fn is_active(&self) -> bool {
         self.hflip > 0.0 || self.random_resized_crop.is_some()

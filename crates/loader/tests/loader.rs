@@ -67,7 +67,7 @@ fn loader(n: usize, opts: DatasetOptions, workers: usize) -> Loader<Dataset<Mem>
     Loader::new(
         Arc::new(ds),
         LoaderOptions {
-            workers,
+            threads: workers,
             prefetch: 3,
             ..Default::default()
         },
@@ -142,7 +142,7 @@ fn completion_order_delivers_each_batch_once() {
     )
     .unwrap();
     let opts = LoaderOptions {
-        workers: 4,
+        threads: 4,
         prefetch: 4,
         order: Order::Completion,
         epoch: 0,
@@ -283,7 +283,7 @@ fn a_failing_sample_is_an_error_naming_it_and_the_epoch_goes_on() {
     let mut l = Loader::new(
         Arc::new(ds),
         LoaderOptions {
-            workers: 3,
+            threads: 3,
             prefetch: 2,
             ..Default::default()
         },
@@ -318,7 +318,7 @@ fn a_worker_panic_reaches_the_consumer_and_nothing_hangs() {
     let mut l = Loader::new(
         Arc::new(Panicky),
         LoaderOptions {
-            workers: 2,
+            threads: 2,
             prefetch: 2,
             ..Default::default()
         },
@@ -408,7 +408,7 @@ fn at_most_prefetch_batches_exist_beside_the_one_being_used() {
     let mut l = Loader::new(
         seq,
         LoaderOptions {
-            workers: 4,
+            threads: 4,
             prefetch: 3,
             ..Default::default()
         },
@@ -432,7 +432,7 @@ fn dropping_an_epoch_stops_its_work_and_closing_joins_the_workers() {
     let mut l = Loader::new(
         seq,
         LoaderOptions {
-            workers: 3,
+            threads: 3,
             prefetch: 3,
             ..Default::default()
         },
@@ -460,7 +460,7 @@ fn epoch_end_hooks_run_between_epochs_in_the_generator_too() {
     let l = Loader::new(
         seq,
         LoaderOptions {
-            workers: 3,
+            threads: 3,
             prefetch: 6,
             ..Default::default()
         },
@@ -492,7 +492,7 @@ fn try_next_batch_takes_only_finished_batches_and_keeps_the_sequence() {
     let l = Loader::new(
         seq,
         LoaderOptions {
-            workers: 2,
+            threads: 2,
             prefetch: 4,
             ..Default::default()
         },
@@ -605,7 +605,7 @@ fn packed_and_just_in_time_sources_give_the_same_batches() {
     m.samples = (0..9).map(|i| png(d.path(), i)).collect();
     let pack_opts = stokehold_pack::PackOptions {
         size: (24, 32),
-        workers: Some(2),
+        threads: Some(2),
         ..Default::default()
     };
     let path = d.path().join("p.h5");
@@ -619,7 +619,7 @@ fn packed_and_just_in_time_sources_give_the_same_batches() {
     let stats = Some((report.mean.clone(), report.std.clone()));
     let jit = Dataset::new(JitSource::new(m, pack_opts.prepare(), stats), opts).unwrap();
     let lo = || LoaderOptions {
-        workers: 2,
+        threads: 2,
         prefetch: 2,
         ..Default::default()
     };
@@ -636,4 +636,123 @@ fn packed_and_just_in_time_sources_give_the_same_batches() {
     assert_eq!(a, b);
     assert_eq!(samples(&a).len(), 9);
     assert_eq!(a[0].max_boxes, 1);
+}
+
+/// Regression (reliability issue, item 22): one bad sample failed its whole
+/// batch with no way to go on. With `OnError::Skip` it is replaced by the
+/// next sample of the epoch's order, recorded, and the batch keeps its size.
+#[test]
+fn on_error_skip_replaces_a_bad_sample_and_records_it() {
+    let opts = DatasetOptions {
+        batch_size: 4,
+        shuffle: false,
+        on_error: stokehold_loader::OnError::Skip,
+        ..Default::default()
+    };
+    let mut mem = Mem::new(10);
+    mem.fail_at = Some(5);
+    let ds = Arc::new(Dataset::new(mem, opts).unwrap());
+    let mut l = Loader::new(
+        Arc::clone(&ds),
+        LoaderOptions {
+            threads: 2,
+            prefetch: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let batches: Vec<Batch> = l.epoch().map(Result::unwrap).collect();
+    assert_eq!(
+        batches.iter().map(|b| b.shape[0]).collect::<Vec<_>>(),
+        [4, 4, 2],
+        "batch shapes and counts unchanged"
+    );
+    assert_eq!(samples(&batches), [0, 1, 2, 3, 4, 6, 6, 7, 8, 9]);
+    assert_eq!(
+        batches[1].labels[1], 0,
+        "the replacement's own label (6 % 3)"
+    );
+    let (skipped, total) = ds.skipped();
+    assert_eq!(total, 1);
+    assert_eq!((skipped[0].epoch, skipped[0].index), (0, 5));
+    assert!(skipped[0].reason.contains("planted failure"));
+}
+
+/// Regression (items 12, 21): a zero, negative or NaN std (the file's or
+/// the user's), bad augmentation settings and impossible batch sizes are
+/// refused at once, naming the setting; a zero std used to become 1.
+#[test]
+fn bad_settings_are_refused_naming_them() {
+    let err = |opts: DatasetOptions| Dataset::new(Mem::new(4), opts).unwrap_err().to_string();
+    let e = err(DatasetOptions {
+        std: Some(vec![1.0, 0.0, 1.0]),
+        ..Default::default()
+    });
+    assert!(e.contains("std= of channel 1 is 0"), "{e}");
+    let e = err(DatasetOptions {
+        mean: Some(vec![f64::NAN, 0.0, 1.0]),
+        ..Default::default()
+    });
+    assert!(e.contains("mean= of channel 0 is NaN"), "{e}");
+    for hflip in [1.5, -0.1, f64::NAN] {
+        let e = err(DatasetOptions {
+            augment: Augment {
+                hflip,
+                random_resized_crop: None,
+            },
+            ..Default::default()
+        });
+        assert!(e.contains("hflip"), "{e}");
+    }
+    let e = err(DatasetOptions {
+        augment: Augment {
+            hflip: 0.0,
+            random_resized_crop: Some(((0.9, 0.1), (0.75, 1.33))),
+        },
+        ..Default::default()
+    });
+    assert!(e.contains("scale (0.9, 0.1)"), "{e}");
+    let ds = Dataset::new(Mem::new(4), DatasetOptions::default()).unwrap();
+    let e = stokehold_loader::check_memory(ds.batch_bytes(), 1 << 40)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("prefetch") && e.contains("batch_size"), "{e}");
+    assert!(stokehold_loader::check_memory(ds.batch_bytes(), 4).is_ok());
+}
+
+/// Regression (item 4): a consumer waiting for a slow batch can stop
+/// waiting (Ctrl-C) at once, and the batch is not lost: the next call
+/// gets it.
+#[test]
+fn a_waiting_consumer_stops_without_losing_the_batch() {
+    struct Slow;
+    impl Sequence for Slow {
+        type Batch = usize;
+        fn len(&self) -> usize {
+            3
+        }
+        fn batch(&self, _: u64, index: usize) -> Result<usize, Error> {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(index)
+        }
+    }
+    let l = Loader::new(
+        Arc::new(Slow),
+        LoaderOptions {
+            threads: 1,
+            prefetch: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let g = l.generator();
+    let started = std::time::Instant::now();
+    let stop = || started.elapsed() > Duration::from_millis(20);
+    let first = g.next_batch_until(&stop);
+    assert!(first.is_none(), "stopped before the slow batch was made");
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(g.state().unwrap().next_batch, 0, "nothing consumed");
+    assert_eq!(g.next_batch().unwrap(), 0, "the same batch, next call");
+    g.close();
+    assert!(matches!(g.next_batch(), Err(Error::Closed)));
 }

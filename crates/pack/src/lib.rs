@@ -21,7 +21,7 @@ mod preview;
 
 use std::path::PathBuf;
 
-pub use pipeline::{pack, PackOptions, PackReport, StorageOption};
+pub use pipeline::{check_output, pack, PackOptions, PackReport, StorageKind, StorageOption};
 pub use preview::{preview, PreviewOptions};
 use stokehold_core::Finding;
 

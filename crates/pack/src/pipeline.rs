@@ -5,13 +5,48 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use stokehold_core::{default_threads, Control, Finding, FindingKind, Manifest, Sample};
+use stokehold_core::{Control, Finding, FindingKind, Limits, Manifest, Sample};
 use stokehold_image::{
     encode, prepare, Codec, DecodeOptions, Filter, Pixels, Prepare, ResizePolicy,
 };
-use stokehold_store::{Attrs, PackedSample, Storage, StoreWriter, WriterConfig};
+use stokehold_store::{check_class_names, Attrs, PackedSample, Storage, StoreWriter, WriterConfig};
 
 use crate::Error;
+
+/// How pixels are stored in the file: the words `"raw"`, `"jpeg"`, `"png"`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum StorageKind {
+    /// `uint8 (N, H, W, C)`, uncompressed: the fast path.
+    #[default]
+    Raw,
+    /// One JPEG per sample.
+    Jpeg,
+    /// One PNG per sample.
+    Png,
+}
+
+impl StorageKind {
+    /// The storage with this kind (`quality` is used for JPEG).
+    pub fn with_quality(self, quality: u8) -> StorageOption {
+        match self {
+            StorageKind::Raw => StorageOption::Raw,
+            StorageKind::Jpeg => StorageOption::Jpeg(quality),
+            StorageKind::Png => StorageOption::Png,
+        }
+    }
+}
 
 /// How pixels are stored in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,14 +77,15 @@ pub struct PackOptions {
     pub background: [u8; 3],
     /// Raw or encoded storage.
     pub storage: StorageOption,
-    /// Decode/resize threads; `None` uses [`default_threads`].
-    pub workers: Option<usize>,
+    /// Decode/resize threads; `None` uses `STOKEHOLD_NUM_THREADS` or the
+    /// core count ([`stokehold_core::resolve_threads`]).
+    pub threads: Option<usize>,
     /// Fail on the first sample that cannot be packed.
     pub strict: bool,
     /// Replace an existing destination.
     pub force: bool,
-    /// Refuse images with more pixels (decompression-bomb guard).
-    pub max_pixels: u64,
+    /// Bounds on pixels and bytes read per image.
+    pub limits: Limits,
 }
 
 impl PackOptions {
@@ -60,7 +96,7 @@ impl PackOptions {
             decode: DecodeOptions {
                 channels: self.channels,
                 background: self.background,
-                max_pixels: self.max_pixels,
+                max_pixels: self.limits.max_pixels,
             },
             size: self.size,
             resize: self.resize,
@@ -80,10 +116,10 @@ impl Default for PackOptions {
             fill: 0,
             background: [255, 255, 255],
             storage: StorageOption::Raw,
-            workers: None,
+            threads: None,
             strict: false,
             force: false,
-            max_pixels: stokehold_index::DEFAULT_MAX_PIXELS,
+            limits: Limits::default(),
         }
     }
 }
@@ -110,7 +146,7 @@ pub struct PackReport {
     /// Size of the file written, in bytes.
     pub file_bytes: u64,
     /// Decode/resize threads used.
-    pub workers: usize,
+    pub threads: usize,
 }
 
 /// One processed sample, ready to write.
@@ -119,20 +155,23 @@ struct Packed {
     boxes: Vec<[f32; 4]>,
     box_labels: Vec<u32>,
     orig_size: [u32; 2],
-    /// Per channel: sum and sum of squares of the stored pixels.
-    sums: Vec<(u64, u64)>,
+    /// The stored pixels, when the data is encoded (for the statistics).
+    pixels: Option<Vec<u8>>,
     findings: Vec<Finding>,
 }
 
 fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
     let path = &sample.path;
     let skip = |kind, msg: String| Finding::skip(kind, path, msg);
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            skip(FindingKind::MissingFile, "file does not exist".into())
-        }
-        _ => skip(FindingKind::Unreadable, format!("cannot read: {e}")),
-    })?;
+    let limits = &options.limits;
+    let bytes = stokehold_core::fsutil::read_capped(path, limits.max_file_bytes, "max_file_bytes")
+        .map_err(|e| match e {
+            e if e.is_not_found() => skip(FindingKind::MissingFile, "file does not exist".into()),
+            e @ stokehold_core::fsutil::ReadError::TooLarge { .. } => {
+                skip(FindingKind::TooLarge, e.to_string())
+            }
+            e => skip(FindingKind::Unreadable, format!("cannot read: {e}")),
+        })?;
     let prepared = prepare(&bytes, &options.prepare()).map_err(|e| match e {
         stokehold_image::Error::TooLarge { .. } => skip(FindingKind::TooLarge, e.to_string()),
         _ => skip(FindingKind::NotAnImage, e.to_string()),
@@ -162,43 +201,30 @@ fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
             ),
         }
     }
-    let c = options.channels as usize;
-    let mut sums = vec![(0u64, 0u64); c];
-    for px in out.chunks_exact(c) {
-        for (s, &v) in sums.iter_mut().zip(px) {
-            s.0 += u64::from(v);
-            s.1 += u64::from(v) * u64::from(v);
+    let (data, pixels) = match options.storage {
+        StorageOption::Raw => (out, None),
+        StorageOption::Jpeg(_) | StorageOption::Png => {
+            let codec = match options.storage {
+                StorageOption::Jpeg(q) => Codec::Jpeg(q),
+                _ => Codec::Png,
+            };
+            let px = Pixels {
+                width: w,
+                height: h,
+                channels: options.channels,
+                data: out,
+            };
+            let encoded =
+                encode(&px, codec).map_err(|e| skip(FindingKind::NotAnImage, e.to_string()))?;
+            (encoded, Some(px.data))
         }
-    }
-    let data = match options.storage {
-        StorageOption::Raw => out,
-        StorageOption::Jpeg(q) => encode(
-            &Pixels {
-                width: w,
-                height: h,
-                channels: options.channels,
-                data: out,
-            },
-            Codec::Jpeg(q),
-        )
-        .map_err(|e| skip(FindingKind::NotAnImage, e.to_string()))?,
-        StorageOption::Png => encode(
-            &Pixels {
-                width: w,
-                height: h,
-                channels: options.channels,
-                data: out,
-            },
-            Codec::Png,
-        )
-        .map_err(|e| skip(FindingKind::NotAnImage, e.to_string()))?,
     };
     Ok(Packed {
         data,
         boxes,
         box_labels,
         orig_size: [prepared.source_size.1, prepared.source_size.0],
-        sums,
+        pixels,
         findings,
     })
 }
@@ -223,10 +249,118 @@ fn validate(options: &PackOptions) -> Result<(), Error> {
             )));
         }
     }
-    if options.workers == Some(0) {
-        return Err(Error::InvalidArgument("workers must be at least 1".into()));
+    options.limits.check().map_err(Error::InvalidArgument)?;
+    Ok(())
+}
+
+/// Everything that could fail at the end of a pack, checked before any
+/// image is decoded: the class names, the destination (not a directory,
+/// not the source or one of its images, not being written by another
+/// pack, not existing unless `force`).
+fn preflight(manifest: &Manifest, dest: &Path, options: &PackOptions) -> Result<(), Error> {
+    check_class_names(&manifest.classes).map_err(Error::InvalidArgument)?;
+    check_output(dest, options.force)?;
+    let dest_abs = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
+    let dest_real = std::fs::canonicalize(dest).ok();
+    let same = |p: &Path| {
+        p == dest_abs
+            || dest_real.as_deref() == Some(p)
+            || std::fs::canonicalize(p).ok().as_deref() == Some(dest_abs.as_path())
+    };
+    if let Some(source) = &manifest.source {
+        if same(&source.path) {
+            return Err(Error::InvalidArgument(format!(
+                "the output {} is the source being packed; write elsewhere",
+                dest.display()
+            )));
+        }
+    }
+    if let Some(s) = manifest
+        .samples
+        .iter()
+        .find(|s| s.path == dest_abs || dest_real.as_deref() == Some(s.path.as_path()))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the output {} is one of the images being packed ({}); write elsewhere",
+            dest.display(),
+            s.path.display()
+        )));
     }
     Ok(())
+}
+
+/// Checks the destination before anything is read: not a directory, and
+/// not an existing file unless `force`. Callers that index first (the
+/// command line, Python) call it before indexing too.
+pub fn check_output(dest: &Path, force: bool) -> Result<(), Error> {
+    if dest.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "the output {} is a directory; give a file name such as {}",
+            dest.display(),
+            dest.join("data.h5").display()
+        )));
+    }
+    if dest.exists() && !force {
+        return Err(Error::Exists {
+            path: dest.to_path_buf(),
+        });
+    }
+    match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(Error::Store(stokehold_store::Error::Io {
+                path: dir.to_path_buf(),
+                error: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An advisory lock on the destination for as long as a pack runs, so that
+/// a second pack to the same file fails at once instead of at its end. The
+/// lock file (hidden, beside the destination) is removed when the pack
+/// ends; a pack that is killed leaves it, and it locks nothing then.
+struct DestLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl DestLock {
+    fn take(dest: &Path) -> Result<DestLock, Error> {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = dest.with_file_name(format!(".{name}.stokehold-lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                Error::Store(stokehold_store::Error::Io {
+                    path: path.clone(),
+                    error: e,
+                })
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DestLock { path, _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument(format!(
+                "{} is being written by another pack right now",
+                dest.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Store(stokehold_store::Error::Io {
+                path: path.clone(),
+                error: e,
+            })),
+        }
+    }
+}
+
+impl Drop for DestLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Packs `manifest` into `dest`. See the crate documentation.
@@ -242,20 +376,19 @@ pub fn pack(
     control: &Control,
 ) -> Result<PackReport, Error> {
     validate(options)?;
-    if dest.exists() && !options.force {
-        return Err(Error::Exists {
-            path: dest.to_path_buf(),
-        });
-    }
+    preflight(manifest, dest, options)?;
+    let threads = stokehold_core::resolve_threads(options.threads, "threads")
+        .map_err(Error::InvalidArgument)?;
+    let _lock = DestLock::take(dest)?;
     let start = Instant::now();
     let (h, w) = options.size;
     let storage = match options.storage {
         StorageOption::Raw => Storage::Raw,
         StorageOption::Jpeg(_) => Storage::Encoded {
-            codec: "jpeg".into(),
+            codec: StorageKind::Jpeg.to_string(),
         },
         StorageOption::Png => Storage::Encoded {
-            codec: "png".into(),
+            codec: StorageKind::Png.to_string(),
         },
     };
     let n = manifest.samples.len();
@@ -266,17 +399,14 @@ pub fn pack(
     };
     let mut writer = StoreWriter::create(dest, config)?;
 
-    let workers = options.workers.unwrap_or_else(default_threads).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
+        .num_threads(threads)
         .thread_name(|i| format!("stokehold-pk-{i}"))
         .build()
-        .map_err(|e| Error::InvalidArgument(format!("cannot start {workers} threads: {e}")))?;
-    // Four samples per worker keep every core busy while the writer catches
+        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+    // Four samples per thread keep every core busy while the writer catches
     // up, and bound memory to a few decoded images per thread.
-    let window = workers * 4;
-    let c = options.channels as usize;
-    let mut sums = vec![(0u128, 0u128); c];
+    let window = threads * 4;
     let mut findings = Vec::new();
     let mut written_indices = 0usize;
     let mut class_counts = vec![0u64; manifest.classes.len()];
@@ -326,17 +456,15 @@ pub fn pack(
                 Ok(packed) => {
                     writer.push(&PackedSample {
                         data: &packed.data,
+                        shape: [h, w, u32::from(options.channels)],
                         label: sample.label,
                         boxes: &packed.boxes,
                         box_labels: &packed.box_labels,
-                        path: &sample.path.to_string_lossy(),
+                        path: &sample.path,
                         orig_size: packed.orig_size,
                         source_index: next_write,
                     })?;
-                    for (total, (s, s2)) in sums.iter_mut().zip(&packed.sums) {
-                        total.0 += u128::from(*s);
-                        total.1 += u128::from(*s2);
-                    }
+                    writer.add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
                     if options.strict {
                         if let Some(f) = packed.findings.into_iter().next() {
                             return Err(Error::Strict { finding: f });
@@ -361,20 +489,10 @@ pub fn pack(
         return Err(Error::Empty { findings });
     }
 
-    let pixels = (written_indices as u128) * u128::from(h) * u128::from(w);
-    let mean: Vec<f64> = sums
-        .iter()
-        .map(|(s, _)| *s as f64 / pixels as f64)
-        .collect();
-    let std: Vec<f64> = sums
-        .iter()
-        .zip(&mean)
-        .map(|((_, s2), m)| (*s2 as f64 / pixels as f64 - m * m).max(0.0).sqrt())
-        .collect();
     let attrs = Attrs {
         classes: manifest.classes.clone(),
-        mean: mean.clone(),
-        std: std.clone(),
+        mean: Vec::new(),
+        std: Vec::new(),
         resize: options.resize.as_str().into(),
         filter: options.filter.as_str().into(),
         fill: options.fill,
@@ -388,7 +506,8 @@ pub fn pack(
             .map(|s| s.path.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let finished = writer.finish(&attrs)?;
+    let (finished, sums) = writer.finish(&attrs)?;
+    let (mean, std) = sums.mean_std();
     let persisted = if options.force {
         finished.persist(dest)
     } else {
@@ -402,7 +521,7 @@ pub fn pack(
         } else {
             Error::Store(stokehold_store::Error::Io {
                 path: dest.to_path_buf(),
-                source: e.error,
+                error: e.error,
             })
         }
     })?;
@@ -417,6 +536,6 @@ pub fn pack(
         class_counts,
         seconds: start.elapsed().as_secs_f64(),
         file_bytes,
-        workers,
+        threads,
     })
 }

@@ -24,7 +24,7 @@ fn image(dir: &Path, name: &str, w: u32, h: u32, label: u32) -> Sample {
 fn options(size: (u32, u32)) -> PackOptions {
     PackOptions {
         size,
-        workers: Some(2),
+        threads: Some(2),
         ..PackOptions::default()
     }
 }

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use numpy::{PyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use stokehold_core::vocab::parse_choice;
 use stokehold_image::{DecodeOptions, Filter, Prepare, ResizePolicy};
 use stokehold_loader::{
     Augment, Batch, Buffer, Dataset, DatasetOptions, Dtype, Generator, Images, JitSource, Layout,
-    Loader, LoaderOptions, LoaderState, Order, PackedSource, SampleData, Sequence, Shard, Source,
+    Loader, LoaderOptions, LoaderState, OnError, Order, PackedSource, SampleData, Sequence, Shard,
+    Source,
 };
 
-use crate::blocking::run_blocking;
-use crate::errors::Failure;
+use crate::blocking::{run_blocking, run_detached};
+use crate::errors::{guard, Failure};
 use crate::manifest::Manifest;
 
 /// A packed file or a manifest decoded just in time.
@@ -150,30 +152,13 @@ impl Drop for NativeLoader {
     }
 }
 
-fn parse<T>(name: &str, value: &str, table: &[(&str, T)]) -> Result<T, Failure>
-where
-    T: Copy,
-{
-    table
-        .iter()
-        .find(|(k, _)| *k == value)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            let allowed: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
-            Failure::Argument(format!(
-                "{name} must be one of {}, got {value:?}",
-                allowed.join(", ")
-            ))
-        })
-}
-
 #[pymethods]
 impl NativeLoader {
     /// See `stokehold.Dataset`.
     #[new]
     #[pyo3(signature = (packed, manifest, size, resize, filter, channels, batch_size, shuffle, seed, drop_last,
-        rank, world_size, shard, dtype, layout, normalize, mean, std, hflip, random_resized_crop, one_hot,
-        max_boxes, workers, prefetch, order, epoch))]
+        rank, world_size, shard, dtype, data_format, normalize, mean, std, hflip, random_resized_crop, one_hot,
+        max_boxes, num_threads, prefetch, in_order, epoch, on_error, max_pixels, max_file_bytes))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -191,7 +176,7 @@ impl NativeLoader {
         world_size: usize,
         shard: String,
         dtype: String,
-        layout: String,
+        data_format: String,
         normalize: bool,
         mean: Option<Vec<f64>>,
         std: Option<Vec<f64>>,
@@ -199,30 +184,44 @@ impl NativeLoader {
         random_resized_crop: Option<((f64, f64), (f64, f64))>,
         one_hot: bool,
         max_boxes: Option<usize>,
-        workers: Option<usize>,
+        num_threads: Option<usize>,
         prefetch: Option<usize>,
-        order: String,
+        in_order: bool,
         epoch: u64,
+        on_error: String,
+        max_pixels: u64,
+        max_file_bytes: u64,
     ) -> PyResult<NativeLoader> {
         let manifest = manifest.map(|m| m.inner.clone());
-        run_blocking(py, move |_| {
+        run_blocking(py, None, move |_| {
             let source = match (packed, manifest) {
                 (Some(path), _) => AnySource::Packed(Box::new(PackedSource::open(&path)?)),
                 (None, Some(m)) => {
                     let (h, w) = size.ok_or_else(|| {
                         Failure::Argument("a manifest source needs size=(height, width)".into())
                     })?;
+                    if !(1..=16384).contains(&h) || !(1..=16384).contains(&w) {
+                        return Err(Failure::Argument(format!(
+                            "size ({h}, {w}) must be between 1 and 16384 on each side"
+                        )));
+                    }
+                    if channels != 1 && channels != 3 {
+                        return Err(Failure::Argument(format!(
+                            "channels must be 1 or 3, got {channels}"
+                        )));
+                    }
                     let prepare = Prepare {
                         decode: DecodeOptions {
                             channels,
+                            max_pixels,
                             ..DecodeOptions::default()
                         },
                         size: (h, w),
-                        resize: resize.parse::<ResizePolicy>().map_err(Failure::Argument)?,
-                        filter: filter.parse::<Filter>().map_err(Failure::Argument)?,
+                        resize: parse_choice::<ResizePolicy>("resize", &resize)?,
+                        filter: parse_choice::<Filter>("filter", &filter)?,
                         fill: 0,
                     };
-                    AnySource::Jit(JitSource::new(m, prepare, None))
+                    AnySource::Jit(JitSource::new(m, prepare, None).max_file_bytes(max_file_bytes))
                 }
                 (None, None) => return Err(Failure::Argument("no source".into())),
             };
@@ -233,24 +232,9 @@ impl NativeLoader {
                 drop_last,
                 rank,
                 world_size,
-                shard: parse(
-                    "shard",
-                    &shard,
-                    &[("pad", Shard::Pad), ("drop", Shard::Drop)],
-                )?,
-                dtype: parse(
-                    "dtype",
-                    &dtype,
-                    &[("float32", Dtype::F32), ("uint8", Dtype::U8)],
-                )?,
-                layout: parse(
-                    "layout",
-                    &layout,
-                    &[
-                        ("channels_last", Layout::Nhwc),
-                        ("channels_first", Layout::Nchw),
-                    ],
-                )?,
+                shard: parse_choice::<Shard>("shard", &shard)?,
+                dtype: parse_choice::<Dtype>("dtype", &dtype)?,
+                layout: parse_choice::<Layout>("data_format", &data_format)?,
                 normalize,
                 mean,
                 std,
@@ -260,22 +244,20 @@ impl NativeLoader {
                 },
                 one_hot,
                 max_boxes,
+                on_error: parse_choice::<OnError>("on_error", &on_error)?,
             };
             let seq = Arc::new(Dataset::new(source, options)?);
-            let workers = workers
-                .unwrap_or_else(stokehold_core::default_threads)
-                .max(1);
+            let threads = stokehold_core::resolve_threads(num_threads, "num_threads")?;
+            let prefetch = prefetch.unwrap_or(2 * threads);
+            stokehold_loader::check_memory(seq.batch_bytes(), prefetch)?;
             let loader_options = LoaderOptions {
-                workers,
-                prefetch: prefetch.unwrap_or(2 * workers),
-                order: parse(
-                    "order",
-                    &order,
-                    &[
-                        ("ordered", Order::Ordered),
-                        ("completion", Order::Completion),
-                    ],
-                )?,
+                threads,
+                prefetch,
+                order: if in_order {
+                    Order::Ordered
+                } else {
+                    Order::Completion
+                },
                 epoch,
             };
             let loader = Loader::new(Arc::clone(&seq), loader_options)?;
@@ -317,21 +299,48 @@ impl NativeLoader {
 
     /// The next batch in loader order (cycling epochs).
     fn next_batch(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        // Usually the read-ahead has it: take it on this thread. Only a
-        // batch still being made is waited for on a helper thread, while
-        // this one watches for Ctrl-C.
-        let ready = py.detach(|| self.generator.try_next_batch());
-        let batch = match ready {
-            Some(batch) => batch.map_err(|e| Failure::from(e).into_pyerr(py))?,
-            None => run_blocking(py, |_| Ok::<_, Failure>(self.generator.next_batch()?))?,
-        };
-        batch_to_dict(py, batch)
+        guard(|| {
+            // Usually the read-ahead has it: take it on this thread. Only a
+            // batch still being made is waited for on a helper thread, while
+            // this one watches for Ctrl-C; Ctrl-C stops the wait at once and
+            // the batch stays for the next call.
+            let ready = py.detach(|| self.generator.try_next_batch());
+            let batch = match ready {
+                Some(batch) => batch.map_err(|e| Failure::from(e).into_pyerr(py))?,
+                None => run_blocking(py, None, |control| {
+                    match self.generator.next_batch_until(&|| control.is_cancelled()) {
+                        Some(batch) => Ok(batch?),
+                        None => Err(Failure::Interrupted),
+                    }
+                })?,
+            };
+            batch_to_dict(py, batch)
+        })
     }
 
-    /// Batch `index` of `epoch`, built on the calling thread (random access).
+    /// Batch `index` of `epoch`, built now (random access). On Ctrl-C the
+    /// call returns at once; the batch being built is dropped when done.
     fn batch(&self, py: Python<'_>, epoch: u64, index: usize) -> PyResult<Py<PyDict>> {
-        let batch = run_blocking(py, |_| Ok::<_, Failure>(self.seq.batch(epoch, index)?))?;
-        batch_to_dict(py, batch)
+        guard(|| {
+            if self.generator.is_closed() {
+                return Err(Failure::from(stokehold_loader::Error::Closed).into_pyerr(py));
+            }
+            let seq = Arc::clone(&self.seq);
+            let batch = run_detached(py, move || Ok(seq.batch(epoch, index)?))?;
+            batch_to_dict(py, batch)
+        })
+    }
+
+    /// `(epoch, index, reason)` of the samples skipped under
+    /// `on_error="skip"` (the most recent 10,000), and how many in all.
+    fn skipped(&self) -> (Vec<(u64, usize, String)>, u64) {
+        let (list, total) = self.seq.skipped();
+        (
+            list.into_iter()
+                .map(|s| (s.epoch, s.index, s.reason))
+                .collect(),
+            total,
+        )
     }
 
     /// Ends the current epoch if any of it was consumed; a no-op right
@@ -366,7 +375,7 @@ impl NativeLoader {
         if !self.in_maker_process() {
             return Ok(());
         }
-        run_blocking(py, |_| {
+        run_blocking(py, None, |_| {
             self.generator.close();
             Ok::<_, Failure>(())
         })

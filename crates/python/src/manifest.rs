@@ -8,7 +8,7 @@ use stokehold_core as core;
 use stokehold_index::IndexOptions;
 
 use crate::blocking::run_blocking;
-use crate::errors::Failure;
+use crate::errors::{guard, Failure};
 
 /// One bounding box in source pixels.
 #[pyclass(module = "stokehold._native", frozen, get_all)]
@@ -41,8 +41,9 @@ impl Box {
 #[pyclass(module = "stokehold._native", frozen, get_all)]
 #[derive(Clone)]
 pub(crate) struct Sample {
-    /// Absolute path of the image file.
-    path: String,
+    /// Absolute path of the image file (a name that is not UTF-8 comes back
+    /// as Python's `os.fsdecode` gives it, and round-trips exactly).
+    path: std::ffi::OsString,
     /// Class index, or None.
     label: Option<u32>,
     /// Class name, or None.
@@ -62,7 +63,7 @@ impl Sample {
     fn __repr__(&self) -> String {
         format!(
             "Sample(path={:?}, class_name={}, size={}x{}, format={:?}, boxes={})",
-            self.path,
+            self.path.to_string_lossy(),
             self.class_name
                 .as_ref()
                 .map_or("None".to_owned(), |c| format!("{c:?}")),
@@ -80,8 +81,8 @@ impl Sample {
 pub(crate) struct Finding {
     /// The kind, e.g. `"missing_file"`.
     kind: String,
-    /// The file it concerns.
-    path: String,
+    /// The file it concerns (as `os.fsdecode` gives it).
+    path: std::ffi::OsString,
     /// Where inside an annotation file, or None.
     location: Option<String>,
     /// What went wrong.
@@ -94,7 +95,7 @@ impl From<core::Finding> for Finding {
     fn from(f: core::Finding) -> Self {
         Finding {
             kind: f.kind.as_str().to_owned(),
-            path: f.path.to_string_lossy().into_owned(),
+            path: f.path.into_os_string(),
             location: f.location,
             message: f.message,
             skipped: f.skipped,
@@ -107,14 +108,17 @@ impl Finding {
     fn __repr__(&self) -> String {
         format!(
             "Finding(kind={:?}, path={:?}, message={:?})",
-            self.kind, self.path, self.message
+            self.kind,
+            self.path.to_string_lossy(),
+            self.message
         )
     }
 
     fn __str__(&self) -> String {
+        let path = self.path.to_string_lossy();
         match &self.location {
-            Some(loc) => format!("{} ({loc}): {}: {}", self.path, self.kind, self.message),
-            None => format!("{}: {}: {}", self.path, self.kind, self.message),
+            Some(loc) => format!("{path} ({loc}): {}: {}", self.kind, self.message),
+            None => format!("{path}: {}: {}", self.kind, self.message),
         }
     }
 }
@@ -129,14 +133,21 @@ pub(crate) struct Manifest {
 impl Manifest {
     /// Reads a JSON-lines manifest.
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Manifest> {
-        let inner = run_blocking(py, |_| Ok::<_, Failure>(core::Manifest::load(&path)?))?;
+    fn load(py: Python<'_>, path: PathBuf, max_line_bytes: u64) -> PyResult<Manifest> {
+        let limits = core::Limits {
+            max_line_bytes,
+            ..core::Limits::default()
+        };
+        let inner = run_blocking(py, None, |_| {
+            limits.check()?;
+            Ok::<_, Failure>(core::Manifest::load_with(&path, &limits)?)
+        })?;
         Ok(Manifest { inner })
     }
 
     /// Writes the JSON-lines form, atomically.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        run_blocking(py, |_| Ok::<_, Failure>(self.inner.save(&path)?))
+        run_blocking(py, None, |_| Ok::<_, Failure>(self.inner.save(&path)?))
     }
 
     fn __len__(&self) -> usize {
@@ -184,6 +195,23 @@ impl Manifest {
 
     /// The sample at `index` (0-based, no negative indices here).
     fn sample(&self, index: usize) -> PyResult<Sample> {
+        guard(|| self.sample_at(index))
+    }
+
+    /// `(train, val)`: a deterministic split, stratified by class.
+    fn split(&self, val: f64, seed: u64) -> PyResult<(Manifest, Manifest)> {
+        let (train, val) = self.inner.split(val, seed).map_err(Failure::from)?;
+        Ok((Manifest { inner: train }, Manifest { inner: val }))
+    }
+
+    /// One line: samples, classes, boxes, and what was skipped or repaired.
+    fn summary(&self) -> String {
+        self.inner.summary()
+    }
+}
+
+impl Manifest {
+    fn sample_at(&self, index: usize) -> PyResult<Sample> {
         let s = self.inner.samples.get(index).ok_or_else(|| {
             PyIndexError::new_err(format!(
                 "sample {index} is out of range (0..{})",
@@ -198,7 +226,7 @@ impl Manifest {
                 .unwrap_or_default()
         };
         Ok(Sample {
-            path: s.path.to_string_lossy().into_owned(),
+            path: s.path.clone().into_os_string(),
             label: s.label,
             class_name: self.inner.class_name(s.label).map(str::to_owned),
             width: s.width,
@@ -217,46 +245,59 @@ impl Manifest {
                 .collect(),
         })
     }
+}
 
-    /// `(train, val)`: a deterministic split, stratified by class.
-    fn split(&self, val: f64, seed: u64) -> PyResult<(Manifest, Manifest)> {
-        let (train, val) = self.inner.split(val, seed).map_err(Failure::from)?;
-        Ok((Manifest { inner: train }, Manifest { inner: val }))
-    }
-
-    /// One line: samples, classes, boxes, and what was skipped or repaired.
-    fn summary(&self) -> String {
-        self.inner.summary()
+/// The limits every native call that reads files takes.
+pub(crate) fn limits(
+    max_pixels: u64,
+    max_file_bytes: u64,
+    max_source_bytes: u64,
+    max_line_bytes: u64,
+) -> core::Limits {
+    core::Limits {
+        max_pixels,
+        max_file_bytes,
+        max_source_bytes,
+        max_line_bytes,
     }
 }
 
-/// Indexes `source` into a manifest (see `stokehold.index`).
+/// Indexes `source` into a manifest (see `stokehold.index`). `format` is a
+/// source format or None (detect); `progress(done, total)` is called every
+/// 100 ms while images are probed.
 // The arguments mirror the keyword arguments of `stokehold.index`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (source, format=None, strict=false, classes=None, max_pixels=stokehold_index::DEFAULT_MAX_PIXELS, image_root=None, workers=None))]
+#[pyo3(signature = (source, format, strict, classes, image_root, num_threads, max_pixels, max_file_bytes, max_source_bytes, max_line_bytes, progress))]
 pub(crate) fn index(
     py: Python<'_>,
     source: PathBuf,
     format: Option<String>,
     strict: bool,
     classes: Option<Vec<String>>,
-    max_pixels: u64,
     image_root: Option<PathBuf>,
-    workers: Option<usize>,
+    num_threads: Option<usize>,
+    max_pixels: u64,
+    max_file_bytes: u64,
+    max_source_bytes: u64,
+    max_line_bytes: u64,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Manifest> {
-    let inner = run_blocking(py, |control| {
+    let inner = run_blocking(py, progress.as_ref(), |control| {
         let format = match format.as_deref() {
             None | Some("auto") => None,
-            Some(f) => Some(f.parse::<core::SourceFormat>()?),
+            Some(f) => Some(core::vocab::parse_choice::<core::SourceFormat>(
+                "format", f,
+            )?),
         };
+        let threads = core::resolve_threads(num_threads, "num_threads")?;
         let options = IndexOptions {
             format,
             strict,
-            max_pixels,
+            limits: limits(max_pixels, max_file_bytes, max_source_bytes, max_line_bytes),
             classes,
             image_root,
-            threads: workers,
+            threads: Some(threads),
         };
         Ok::<_, Failure>(stokehold_index::index(&source, &options, control)?)
     })?;

@@ -4,19 +4,20 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use stokehold_core::vocab::parse_choice;
 use stokehold_image::{Filter, ResizePolicy};
-use stokehold_pack::{PackOptions, PreviewOptions, StorageOption};
+use stokehold_pack::{PackOptions, PreviewOptions, StorageKind};
 use stokehold_store::{Storage, StoreReader};
 
 use crate::blocking::run_blocking;
 use crate::errors::Failure;
-use crate::manifest::{Finding, Manifest};
+use crate::manifest::{limits, Finding, Manifest};
 
 /// What a pack did (see `stokehold.pack`).
 #[pyclass(module = "stokehold._native", frozen, get_all)]
 pub(crate) struct PackReport {
     /// The file written.
-    path: String,
+    path: std::ffi::OsString,
     /// Samples written.
     num_samples: usize,
     /// Samples of the manifest left out.
@@ -34,7 +35,7 @@ pub(crate) struct PackReport {
     /// Bytes on disk.
     file_bytes: u64,
     /// Threads used.
-    workers: usize,
+    num_threads: usize,
 }
 
 #[pymethods]
@@ -42,20 +43,28 @@ impl PackReport {
     fn __repr__(&self) -> String {
         format!(
             "PackReport(path={:?}, num_samples={}, num_skipped={}, seconds={:.2})",
-            self.path, self.num_samples, self.num_skipped, self.seconds
+            self.path.to_string_lossy(),
+            self.num_samples,
+            self.num_skipped,
+            self.seconds
         )
     }
 }
 
-fn arg<T: std::str::FromStr<Err = String>>(value: &str) -> Result<T, Failure> {
-    value.parse().map_err(Failure::Argument)
+/// Checks the output before anything is indexed or decoded.
+#[pyfunction]
+pub(crate) fn check_output(py: Python<'_>, out: PathBuf, force: bool) -> PyResult<()> {
+    run_blocking(py, None, |_| {
+        Ok::<_, Failure>(stokehold_pack::check_output(&out, force)?)
+    })
 }
 
-/// Packs `manifest` into `out` (see `stokehold.pack`).
+/// Packs `manifest` into `out` (see `stokehold.pack`); `progress(done,
+/// total)` is called every 100 ms.
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, workers, strict, force, max_pixels))]
+#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, progress))]
 pub(crate) fn pack(
     py: Python<'_>,
     manifest: &Manifest,
@@ -67,35 +76,35 @@ pub(crate) fn pack(
     storage: String,
     quality: u8,
     fill: u8,
-    workers: Option<usize>,
+    num_threads: Option<usize>,
     strict: bool,
     force: bool,
     max_pixels: u64,
+    max_file_bytes: u64,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<PackReport> {
-    let report = run_blocking(py, |control| {
+    let report = run_blocking(py, progress.as_ref(), |control| {
+        let threads = stokehold_core::resolve_threads(num_threads, "num_threads")?;
+        let defaults = stokehold_core::Limits::default();
         let options = PackOptions {
             size,
             channels,
-            resize: arg::<ResizePolicy>(&resize)?,
-            filter: arg::<Filter>(&filter)?,
+            resize: parse_choice::<ResizePolicy>("resize", &resize)?,
+            filter: parse_choice::<Filter>("filter", &filter)?,
             fill,
-            storage: match storage.as_str() {
-                "raw" => StorageOption::Raw,
-                "jpeg" => StorageOption::Jpeg(quality),
-                "png" => StorageOption::Png,
-                other => {
-                    return Err(Failure::Argument(format!(
-                        "storage must be raw, jpeg or png, got {other:?}"
-                    )))
-                }
-            },
-            workers,
+            storage: parse_choice::<StorageKind>("storage", &storage)?.with_quality(quality),
+            threads: Some(threads),
             strict,
             force,
-            max_pixels,
+            limits: limits(
+                max_pixels,
+                max_file_bytes,
+                defaults.max_source_bytes,
+                defaults.max_line_bytes,
+            ),
             ..PackOptions::default()
         };
-        Ok(stokehold_pack::pack(
+        Ok::<_, Failure>(stokehold_pack::pack(
             &manifest.inner,
             &out,
             &options,
@@ -103,7 +112,7 @@ pub(crate) fn pack(
         )?)
     })?;
     Ok(PackReport {
-        path: report.path.to_string_lossy().into_owned(),
+        path: report.path.into_os_string(),
         num_samples: report.num_samples,
         num_skipped: report.num_skipped,
         findings: report.findings.into_iter().map(Finding::from).collect(),
@@ -112,21 +121,21 @@ pub(crate) fn pack(
         class_counts: report.class_counts,
         seconds: report.seconds,
         file_bytes: report.file_bytes,
-        workers: report.workers,
+        num_threads: report.threads,
     })
 }
 
 /// Describes a packed file as a dict (see `stokehold.inspect`).
 #[pyfunction]
 pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
-    let (reader, bytes) = run_blocking(py, |_| {
+    let (reader, bytes) = run_blocking(py, None, |_| {
         let reader = StoreReader::open(&path)?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         Ok::<_, Failure>((reader, bytes))
     })?;
     let info = reader.info();
     let d = PyDict::new(py);
-    d.set_item("path", path.to_string_lossy())?;
+    d.set_item("path", path.as_os_str())?;
     d.set_item("format_version", info.format_version)?;
     d.set_item("num_samples", info.num_samples)?;
     d.set_item(
@@ -170,7 +179,7 @@ pub(crate) fn preview(
     n: usize,
     seed: u64,
 ) -> PyResult<Vec<usize>> {
-    run_blocking(py, |_| {
+    run_blocking(py, None, |_| {
         Ok::<_, Failure>(stokehold_pack::preview(
             &path,
             &out,

@@ -2,18 +2,20 @@
 
 use std::path::PathBuf;
 
+use stokehold_core::fsutil::io_message;
+
 /// What went wrong reading or writing a packed file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused (missing file, permissions, disk full).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), io_message(error))]
     Io {
         /// The file.
         path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's reason (part of the message, not also
+        /// given as the error's source).
+        error: std::io::Error,
     },
     /// libhdf5 reported an error.
     #[error("{}: HDF5 error: {message}", path.display())]
@@ -29,6 +31,15 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// The file changed on disk after it was opened (overwritten in place):
+    /// its samples no longer match the labels read at open.
+    #[error("{}: the file changed after it was opened ({reason}); open it again", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What differs (size, modification time).
         reason: String,
     },
     /// A sample index past the end.
@@ -47,6 +58,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
 }
 
 pub(crate) trait Hdf5Context<T> {

@@ -1,4 +1,4 @@
-//! The stokehold packed file (format version 1): one HDF5 file that plain
+//! The stokehold packed file (format version 2; version 1 is still read): one HDF5 file that plain
 //! h5py can read, documented in `docs/format.md`.
 //!
 //! [`StoreWriter`] writes it sample by sample, in order, to a temporary file
@@ -16,10 +16,16 @@
 //! let config = WriterConfig { image_shape: [2, 2, 3], storage: Storage::Raw, capacity: 1 };
 //! let mut writer = StoreWriter::create(&dest, config).unwrap();
 //! writer
-//!     .push(&PackedSample { data: &[7; 12], label: Some(0), boxes: &[], box_labels: &[], path: "a.png", orig_size: [4, 4], source_index: 0 })
+//!     .push(&PackedSample {
+//!         data: &[7; 12], shape: [2, 2, 3], label: Some(0), boxes: &[], box_labels: &[],
+//!         path: "a.png".as_ref(), orig_size: [4, 4], source_index: 0,
+//!     })
 //!     .unwrap();
-//! let attrs = Attrs { classes: vec!["a".into()], mean: vec![7.0; 3], std: vec![0.0; 3], ..Attrs::default() };
-//! writer.finish(&attrs).unwrap().persist(&dest).unwrap();
+//! writer.add_pixels(&[7; 12]);
+//! let attrs = Attrs { classes: vec!["a".into()], ..Attrs::default() };
+//! let (tmp, sums) = writer.finish(&attrs).unwrap();
+//! tmp.persist(&dest).unwrap();
+//! assert_eq!(sums.mean_std().0, [7.0; 3]);
 //!
 //! let reader = StoreReader::open(&dest).unwrap();
 //! let mut pixels = vec![0; reader.sample_bytes()];
@@ -33,6 +39,6 @@ mod reader;
 mod writer;
 
 pub use error::Error;
-pub use format::{Attrs, Storage, FORMAT, FORMAT_VERSION};
+pub use format::{Attrs, PixelSums, Storage, FORMAT, FORMAT_VERSION};
 pub use reader::{StoreInfo, StoreReader};
-pub use writer::{PackedSample, StoreWriter, WriterConfig};
+pub use writer::{check_class_names, PackedSample, StoreWriter, WriterConfig};

@@ -1,10 +1,17 @@
 //! Reading a packed file: metadata once at open, samples with `pread`.
+//!
+//! Nothing read from the file is trusted: every size is checked against
+//! the file's length (and for overflow) before anything is allocated,
+//! every string is checked to be UTF-8, labels against the class list,
+//! statistics and boxes for finite values, and the pixel data must lie
+//! inside this very file (not behind an external link, in external
+//! storage, or in a layout the `pread` path does not read).
 
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{VarLenArray, VarLenUnicode};
-use hdf5::{Dataset, File};
+use hdf5::types::{TypeDescriptor, VarLenArray, VarLenUnicode};
+use hdf5::{Dataset, File, H5Type};
 use ndarray::s;
 
 use crate::error::{Error, Hdf5Context};
@@ -17,7 +24,8 @@ pub struct StoreInfo {
     pub format_version: u32,
     /// Number of samples.
     pub num_samples: usize,
-    /// `[height, width, channels]`.
+    /// `[height, width, channels]`; height and width are 0 when each
+    /// sample has its own ([`StoreReader::sample_shape`]).
     pub image_shape: [usize; 3],
     /// `raw` or `encoded` storage.
     pub storage: Storage,
@@ -25,199 +33,487 @@ pub struct StoreInfo {
     pub attrs: Attrs,
     /// Samples per class.
     pub class_counts: Vec<u64>,
+    /// Exact pixel sums (format 2; empty for format 1).
+    pub sums: PixelSums,
     /// Which stokehold wrote it.
     pub created_by: String,
 }
 
-/// An open packed file. Metadata (labels, boxes) is read once at open;
-/// raw samples are read with `pread` at byte addresses resolved at open,
-/// so [`StoreReader::read_raw`] never enters libhdf5 and scales with threads.
+/// Where the samples' bytes are.
+#[derive(Debug)]
+enum Layout {
+    /// Raw, one shape: sample `i` at `offset + i × sample_bytes`.
+    Fixed { offset: u64, sample_bytes: usize },
+    /// Format 2 `/data`: sample `i` is bytes `offsets[i]..offsets[i + 1]`
+    /// from `offset`.
+    Table {
+        offset: u64,
+        offsets: Vec<u64>,
+        shapes: Option<Vec<[u32; 3]>>,
+    },
+    /// Format 1 encoded storage: a variable-length dataset, read through
+    /// libhdf5.
+    VarLen(Dataset),
+}
+
+/// What identifies the file's content at open: if any of it changes, the
+/// file was rewritten (e.g. `cp other.h5 data.h5` over an open file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ino: u64,
+}
+
+impl Identity {
+    fn of(file: &std::fs::File) -> std::io::Result<Identity> {
+        let m = file.metadata()?;
+        Ok(Identity {
+            len: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// An open packed file. Metadata (labels, boxes, sample addresses) is read
+/// once at open; samples are read with `pread` at byte addresses resolved at
+/// open, so [`StoreReader::read_raw`] and [`StoreReader::read_bytes`] never
+/// enter libhdf5 (except for format 1 encoded files) and scale with
+/// threads.
 #[derive(Debug)]
 pub struct StoreReader {
     path: PathBuf,
     h5: File,
     /// Plain file handle for `pread`: `read_at` takes `&self`, no lock.
     raw: std::fs::File,
+    identity: Identity,
     info: StoreInfo,
-    images_offset: u64,
-    sample_bytes: usize,
-    encoded: Option<Dataset>,
+    layout: Layout,
     labels: Vec<i64>,
     boxes: Vec<[f32; 4]>,
     box_labels: Vec<i64>,
     box_offsets: Vec<i64>,
 }
 
-fn attr_text(f: &File, name: &str) -> hdf5::Result<String> {
-    Ok(f.attr(name)?
-        .read_scalar::<VarLenUnicode>()?
-        .as_str()
-        .to_owned())
+/// Reads and checks the file's metadata.
+struct Opener<'a> {
+    path: &'a Path,
+    h5: &'a File,
+    file_len: u64,
 }
 
-fn attr_text_or(f: &File, name: &str, default: &str) -> String {
-    attr_text(f, name).unwrap_or_else(|_| default.to_owned())
+impl Opener<'_> {
+    fn bad(&self, reason: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The most bytes a dataset may expand to: its stored bytes must be in
+    /// the file, unless a filter (compression) expands them, and then by
+    /// no more than 1024 times.
+    fn byte_bound(&self, ds: &Dataset) -> u64 {
+        if ds.filters().is_empty() {
+            self.file_len
+        } else {
+            self.file_len.saturating_mul(1024)
+        }
+    }
+
+    /// Opens dataset `name`, checks that its shape is `shape` (`None`: any
+    /// length) and that its size is plausible for the file, before anything
+    /// is allocated for it.
+    fn dataset(&self, name: &str, shape: &[Option<usize>], elem: u64) -> Result<Dataset, Error> {
+        let ds = self
+            .h5
+            .dataset(name)
+            .map_err(|_| self.bad(format!("/{name} is missing")))?;
+        let got = ds.shape();
+        let matches = got.len() == shape.len()
+            && got
+                .iter()
+                .zip(shape)
+                .all(|(g, want)| want.is_none_or(|w| *g == w));
+        if !matches {
+            let want: Vec<String> = shape
+                .iter()
+                .map(|d| d.map_or("n".to_string(), |v| v.to_string()))
+                .collect();
+            return Err(self.bad(format!(
+                "/{name} has shape {got:?}, expected ({})",
+                want.join(", ")
+            )));
+        }
+        let bytes = got
+            .iter()
+            .try_fold(elem, |acc, &d| acc.checked_mul(d as u64))
+            .filter(|&b| b <= self.byte_bound(&ds))
+            .ok_or_else(|| {
+                self.bad(format!(
+                    "/{name} claims shape {got:?}, more data than the {}-byte file can hold: damaged",
+                    self.file_len
+                ))
+            })?;
+        let _ = bytes;
+        Ok(ds)
+    }
+
+    fn read<T: H5Type>(&self, name: &str, shape: &[Option<usize>]) -> Result<Vec<T>, Error> {
+        let ds = self.dataset(name, shape, std::mem::size_of::<T>() as u64)?;
+        ds.read_raw::<T>().at(self.path)
+    }
+
+    fn strings(
+        &self,
+        ds_or_attr: Result<Vec<VarLenUnicode>, Error>,
+        what: &str,
+    ) -> Result<Vec<String>, Error> {
+        ds_or_attr?
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                std::str::from_utf8(s.as_bytes())
+                    .map(str::to_owned)
+                    .map_err(|_| self.bad(format!("{what} {i} is not valid UTF-8 text")))
+            })
+            .collect()
+    }
+
+    /// A text attribute, checked to be UTF-8.
+    fn text(&self, name: &str) -> Result<Option<String>, Error> {
+        let Ok(attr) = self.h5.attr(name) else {
+            return Ok(None);
+        };
+        let v = attr
+            .read_scalar::<VarLenUnicode>()
+            .map_err(|_| self.bad(format!("attribute {name} is not a text scalar")))?;
+        std::str::from_utf8(v.as_bytes())
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| self.bad(format!("attribute {name} is not valid UTF-8 text")))
+    }
+
+    fn attr_vec<T: H5Type>(&self, name: &str, max_len: usize) -> Result<Option<Vec<T>>, Error> {
+        let Ok(attr) = self.h5.attr(name) else {
+            return Ok(None);
+        };
+        let shape = attr.shape();
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if shape.len() > 1 || n.is_none_or(|n| n > max_len) {
+            return Err(self.bad(format!(
+                "attribute {name} has shape {shape:?}, expected at most {max_len} values"
+            )));
+        }
+        attr.read_raw::<T>()
+            .map(Some)
+            .map_err(|_| self.bad(format!("attribute {name} is not an array of numbers")))
+    }
+
+    fn scalar<T: H5Type>(&self, name: &str) -> Result<T, Error> {
+        self.h5
+            .attr(name)
+            .and_then(|a| a.read_scalar::<T>())
+            .map_err(|_| self.bad(format!("attribute {name} is missing or not a number")))
+    }
+
+    /// Checks that the pixel dataset lies, contiguous and uncompressed, in
+    /// this file, and returns its byte offset and length.
+    fn contiguous_bytes(&self, ds: &Dataset, name: &str, bytes: u64) -> Result<u64, Error> {
+        let dtype_ok = ds
+            .dtype()
+            .and_then(|t| t.to_descriptor())
+            .is_ok_and(|d| d == TypeDescriptor::Unsigned(hdf5::types::IntSize::U1));
+        if !dtype_ok {
+            return Err(self.bad(format!("/{name} is not an array of uint8")));
+        }
+        if ds.filename() != self.h5.filename() {
+            return Err(self.bad(format!(
+                "/{name} is a link into another file ({}); stokehold reads pixels only from the file itself",
+                ds.filename()
+            )));
+        }
+        let dcpl = ds.dcpl().at(self.path)?;
+        if !dcpl.external().is_empty() {
+            return Err(self.bad(format!(
+                "/{name} keeps its data in external files; stokehold reads pixels only from the file itself"
+            )));
+        }
+        if ds.layout() != hdf5::dataset::Layout::Contiguous || !ds.filters().is_empty() {
+            return Err(self.bad(format!(
+                "/{name} is stored {:?}{}; stokehold reads pixels only from a contiguous, uncompressed array",
+                ds.layout(),
+                if ds.filters().is_empty() { "" } else { " with filters" }
+            )));
+        }
+        if bytes == 0 {
+            return Ok(0);
+        }
+        let offset = ds
+            .offset()
+            .ok_or_else(|| self.bad(format!("/{name} has no storage allocated")))?;
+        let end = offset.checked_add(bytes).filter(|&e| e <= self.file_len);
+        if end.is_none() {
+            return Err(self.bad(format!(
+                "/{name} ends past the end of the file ({} bytes): truncated?",
+                self.file_len
+            )));
+        }
+        Ok(offset)
+    }
 }
 
 impl StoreReader {
-    /// Opens and validates a packed file.
+    /// Opens and validates a packed file (format version 1 or 2).
     pub fn open(path: &Path) -> Result<StoreReader, Error> {
-        let io = |e| Error::Io {
+        let io = |e| Error::io(path, e);
+        let (raw, file_len) =
+            stokehold_core::fsutil::open_regular(path).map_err(|e| Error::io(path, e.into()))?;
+        let identity = Identity::of(&raw).map_err(io)?;
+        let not_hdf5 = || Error::Format {
             path: path.to_path_buf(),
-            source: e,
+            reason: "not an HDF5 file (damaged, or not a packed dataset)".into(),
         };
-        let raw = std::fs::File::open(path).map_err(io)?;
-        let file_len = raw.metadata().map_err(io)?.len();
-        let bad = |reason: String| Error::Format {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let h5 = File::open(path).map_err(|e| bad(format!("not an HDF5 file ({e})")))?;
-        match attr_text(&h5, "format") {
-            Ok(f) if f == FORMAT => {}
-            _ => {
-                return Err(bad(
-                    "not a stokehold file (no format = \"stokehold\" attribute)".into(),
-                ))
-            }
+        let mut magic = [0u8; 8];
+        if raw.read_exact_at(&mut magic, 0).is_err() || &magic != b"\x89HDF\r\n\x1a\n" {
+            return Err(not_hdf5());
         }
-        let format_version = h5
-            .attr("format_version")
-            .and_then(|a| a.read_scalar::<u32>())
-            .at(path)?;
-        if format_version > FORMAT_VERSION {
-            return Err(bad(format!(
+        let h5 = File::open(path).map_err(|_| not_hdf5())?;
+        let o = Opener {
+            path,
+            h5: &h5,
+            file_len,
+        };
+        match o.text("format") {
+            Ok(Some(f)) if f == FORMAT => {}
+            _ => return Err(o.bad("not a stokehold file (no format = \"stokehold\" attribute)")),
+        }
+        let format_version: u32 = o.scalar("format_version")?;
+        if format_version == 0 || format_version > FORMAT_VERSION {
+            return Err(o.bad(format!(
                 "format version {format_version} is newer than this stokehold reads ({FORMAT_VERSION})"
             )));
         }
-        let num_samples = h5
-            .attr("num_samples")
-            .and_then(|a| a.read_scalar::<i64>())
-            .at(path)? as usize;
-        let shape: Vec<i64> = h5.attr("image_shape").and_then(|a| a.read_raw()).at(path)?;
+        let num_samples: i64 = o.scalar("num_samples")?;
+        let n = usize::try_from(num_samples)
+            .ok()
+            .filter(|&n| n as u64 <= file_len)
+            .ok_or_else(|| {
+                o.bad(format!(
+                    "num_samples = {num_samples} does not fit a {file_len}-byte file"
+                ))
+            })?;
+        let shape = o
+            .attr_vec::<i64>("image_shape", 3)?
+            .ok_or_else(|| o.bad("attribute image_shape is missing"))?;
         let image_shape: [usize; 3] = match shape[..] {
-            [h, w, c] if h > 0 && w > 0 && (c == 1 || c == 3) => {
+            [h, w, c] if h > 0 && w > 0 && h <= 1 << 20 && w <= 1 << 20 && (c == 1 || c == 3) => {
                 [h as usize, w as usize, c as usize]
             }
-            _ => return Err(bad(format!("image_shape {shape:?} is not (H, W, 1 or 3)"))),
+            [-1, -1, c] if format_version >= 2 && (c == 1 || c == 3) => [0, 0, c as usize],
+            _ => return Err(o.bad(format!("image_shape {shape:?} is not (H, W, 1 or 3)"))),
         };
-        let storage = match attr_text(&h5, "storage").at(path)?.as_str() {
-            "raw" => Storage::Raw,
-            "encoded" => Storage::Encoded {
-                codec: attr_text(&h5, "codec").at(path)?,
+        let channels = image_shape[2];
+        let storage = match o.text("storage")?.as_deref() {
+            Some("raw") => Storage::Raw,
+            Some("encoded") => Storage::Encoded {
+                codec: o.text("codec")?.unwrap_or_default(),
             },
-            other => return Err(bad(format!("unknown storage {other:?}"))),
+            other => return Err(o.bad(format!("unknown storage {other:?}"))),
         };
-        let classes: Vec<String> = h5
-            .attr("classes")
-            .and_then(|a| a.read_raw::<VarLenUnicode>())
-            .at(path)?
-            .into_iter()
-            .map(|s| s.as_str().to_owned())
-            .collect();
+        if let Storage::Encoded { codec } = &storage {
+            if codec != "jpeg" && codec != "png" {
+                return Err(o.bad(format!("unknown codec {codec:?} (expected jpeg or png)")));
+            }
+        }
+
+        let classes = if format_version >= 2 {
+            o.strings(o.read::<VarLenUnicode>(CLASSES, &[None]), "class")?
+        } else {
+            let attr = o.attr_vec::<VarLenUnicode>("classes", (file_len / 16) as usize)?;
+            o.strings(Ok(attr.unwrap_or_default()), "class")?
+        };
+        let k = classes.len();
+        let class_counts: Vec<i64> = if format_version >= 2 {
+            o.read(CLASS_COUNTS, &[Some(k)])?
+        } else {
+            o.attr_vec("class_counts", k)?.unwrap_or_default()
+        };
+        let stat = |name: &str| -> Result<Vec<f64>, Error> {
+            let v = o
+                .attr_vec::<f64>(name, channels)?
+                .ok_or_else(|| o.bad(format!("attribute {name} is missing")))?;
+            if v.len() != channels || !v.iter().all(|x| x.is_finite() && *x >= 0.0) {
+                return Err(o.bad(format!(
+                    "{name} {v:?} is not {channels} finite, non-negative values"
+                )));
+            }
+            Ok(v)
+        };
         let attrs = Attrs {
-            mean: h5.attr("mean").and_then(|a| a.read_raw()).at(path)?,
-            std: h5.attr("std").and_then(|a| a.read_raw()).at(path)?,
-            resize: attr_text_or(&h5, "resize", "stretch"),
-            filter: attr_text_or(&h5, "filter", "bilinear"),
-            fill: h5
-                .attr("fill")
-                .and_then(|a| a.read_scalar::<i64>())
-                .unwrap_or(0) as u8,
-            quality: h5
-                .attr("quality")
-                .and_then(|a| a.read_scalar::<i64>())
+            mean: stat("mean")?,
+            std: stat("std")?,
+            resize: o.text("resize")?.unwrap_or_else(|| "stretch".into()),
+            filter: o.text("filter")?.unwrap_or_else(|| "bilinear".into()),
+            fill: o.scalar::<i64>("fill").unwrap_or(0).clamp(0, 255) as u8,
+            quality: o
+                .scalar::<i64>("quality")
                 .ok()
-                .map(|q| q as u8),
-            source: attr_text_or(&h5, "source", ""),
+                .map(|q| q.clamp(0, 100) as u8),
+            source: o.text("source")?.unwrap_or_default(),
             classes,
         };
-        let class_counts: Vec<i64> = h5
-            .attr("class_counts")
-            .and_then(|a| a.read_raw())
-            .unwrap_or_default();
-        let created_by = attr_text_or(&h5, "created_by", "");
+        let sums = if format_version >= 2 {
+            PixelSums {
+                count: o.scalar("pixel_count").unwrap_or(0),
+                sum: o.attr_vec("pixel_sum", channels)?.unwrap_or_default(),
+                sum_sq: o.attr_vec("pixel_sum_sq", channels)?.unwrap_or_default(),
+            }
+        } else {
+            PixelSums::default()
+        };
+        let created_by = o.text("created_by")?.unwrap_or_default();
 
-        let read_i64 = |name: &str| h5.dataset(name).and_then(|d| d.read_raw::<i64>()).at(path);
-        let labels = read_i64(LABELS)?;
-        let box_labels = read_i64(BOX_LABELS)?;
-        let box_offsets = read_i64(BOX_OFFSETS)?;
-        let flat: Vec<f32> = h5.dataset(BOXES).and_then(|d| d.read_raw()).at(path)?;
+        let labels: Vec<i64> = o.read(LABELS, &[Some(n)])?;
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l < -1 || l >= k as i64)
+        {
+            return Err(o.bad(format!(
+                "sample {i} has label {l}, outside the {k} classes (-1 means no class)"
+            )));
+        }
+        let box_offsets: Vec<i64> = o.read(BOX_OFFSETS, &[Some(n + 1)])?;
+        let flat: Vec<f32> = o.read(BOXES, &[None, Some(4)])?;
+        let m = flat.len() / 4;
+        let box_labels: Vec<i64> = o.read(BOX_LABELS, &[Some(m)])?;
+        if box_offsets.first() != Some(&0)
+            || box_offsets.last() != Some(&(m as i64))
+            || box_offsets.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(o.bad("box_offsets do not index the boxes in order"));
+        }
+        if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
+            return Err(o.bad(format!("box {} has a coordinate that is not finite", i / 4)));
+        }
+        if let Some(i) = box_labels.iter().position(|&l| l < 0 || l >= k as i64) {
+            return Err(o.bad(format!(
+                "box {i} has label {}, outside the {k} classes",
+                box_labels[i]
+            )));
+        }
         let boxes: Vec<[f32; 4]> = flat
             .chunks_exact(4)
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
-        if labels.len() != num_samples || box_offsets.len() != num_samples + 1 {
-            return Err(bad(format!(
-                "{num_samples} samples, but {} labels and {} box offsets",
-                labels.len(),
-                box_offsets.len()
-            )));
-        }
-        let box_count = boxes.len() as i64;
-        if box_labels.len() != boxes.len()
-            || box_offsets.first() != Some(&0)
-            || box_offsets.last() != Some(&box_count)
-            || box_offsets.windows(2).any(|w| w[0] > w[1])
-        {
-            return Err(bad("box_offsets do not index the boxes in order".into()));
-        }
 
-        let sample_bytes = image_shape.iter().product::<usize>();
-        let (mut images_offset, mut encoded) = (0, None);
-        match &storage {
-            Storage::Raw => {
-                let ds = h5.dataset(IMAGES).at(path)?;
-                let expected = [num_samples, image_shape[0], image_shape[1], image_shape[2]];
-                if ds.shape() != expected {
-                    return Err(bad(format!(
-                        "/images has shape {:?}, expected {expected:?}",
-                        ds.shape()
-                    )));
-                }
-                if ds.dtype().map(|t| t.size()).ok() != Some(1) || ds.is_chunked() {
-                    return Err(bad("/images is not a contiguous uint8 array".into()));
-                }
-                if num_samples > 0 {
-                    images_offset = ds
-                        .offset()
-                        .ok_or_else(|| bad("/images has no storage allocated".into()))?;
-                    let end = images_offset + (num_samples * sample_bytes) as u64;
-                    if end > file_len {
-                        return Err(bad(format!(
-                            "/images ends at byte {end}, past the end of the file ({file_len} bytes): truncated?"
-                        )));
+        let layout = if format_version == 1 {
+            match &storage {
+                Storage::Raw => {
+                    let ds = o.dataset(
+                        IMAGES,
+                        &[
+                            Some(n),
+                            Some(image_shape[0]),
+                            Some(image_shape[1]),
+                            Some(channels),
+                        ],
+                        1,
+                    )?;
+                    let sample_bytes = image_shape.iter().product::<usize>();
+                    let offset = o.contiguous_bytes(&ds, IMAGES, (n * sample_bytes) as u64)?;
+                    Layout::Fixed {
+                        offset,
+                        sample_bytes,
                     }
                 }
-            }
-            Storage::Encoded { .. } => {
-                let ds = h5.dataset(ENCODED).at(path)?;
-                if ds.shape() != [num_samples] {
-                    return Err(bad(format!(
-                        "/encoded has shape {:?}, expected [{num_samples}]",
-                        ds.shape()
-                    )));
+                Storage::Encoded { .. } => {
+                    let ds = o.dataset(ENCODED, &[Some(n)], 1)?;
+                    if ds.filename() != h5.filename() {
+                        return Err(o.bad("/encoded is a link into another file"));
+                    }
+                    Layout::VarLen(ds)
                 }
-                encoded = Some(ds);
             }
-        }
+        } else if storage == Storage::Raw && image_shape[0] > 0 {
+            let ds = o.dataset(
+                IMAGES,
+                &[
+                    Some(n),
+                    Some(image_shape[0]),
+                    Some(image_shape[1]),
+                    Some(channels),
+                ],
+                1,
+            )?;
+            let sample_bytes = image_shape.iter().product::<usize>();
+            let offset = o.contiguous_bytes(&ds, IMAGES, (n * sample_bytes) as u64)?;
+            Layout::Fixed {
+                offset,
+                sample_bytes,
+            }
+        } else {
+            let offsets: Vec<i64> = o.read(OFFSETS, &[Some(n + 1)])?;
+            let data = o.dataset(DATA, &[None], 1)?;
+            let total = data.shape()[0] as u64;
+            if offsets.first() != Some(&0)
+                || offsets.last() != Some(&(total as i64))
+                || offsets.windows(2).any(|w| w[0] > w[1])
+            {
+                return Err(o.bad(format!(
+                    "/offsets do not index the {total} bytes of /data in order"
+                )));
+            }
+            let offset = o.contiguous_bytes(&data, DATA, total)?;
+            let shapes = if image_shape[0] == 0 {
+                let flat: Vec<i64> = o.read(SHAPES, &[Some(n), Some(3)])?;
+                let mut shapes = Vec::with_capacity(n);
+                for (i, s) in flat.chunks_exact(3).enumerate() {
+                    let ok = s[0] > 0
+                        && s[1] > 0
+                        && s[0] <= 1 << 20
+                        && s[1] <= 1 << 20
+                        && s[2] == channels as i64;
+                    let bytes = (s[0].max(0) as u64) * (s[1].max(0) as u64) * channels as u64;
+                    let stored = (offsets[i + 1] - offsets[i]) as u64;
+                    if !ok || (storage == Storage::Raw && bytes != stored) {
+                        return Err(o.bad(format!(
+                            "sample {i} has shape {s:?}, which does not fit its {stored} stored bytes"
+                        )));
+                    }
+                    shapes.push([s[0] as u32, s[1] as u32, s[2] as u32]);
+                }
+                Some(shapes)
+            } else {
+                None
+            };
+            Layout::Table {
+                offset,
+                offsets: offsets.into_iter().map(|v| v as u64).collect(),
+                shapes,
+            }
+        };
+
         let info = StoreInfo {
             format_version,
-            num_samples,
+            num_samples: n,
             image_shape,
             storage,
             attrs,
             class_counts: class_counts.into_iter().map(|c| c.max(0) as u64).collect(),
+            sums,
             created_by,
         };
         Ok(StoreReader {
             path: path.to_path_buf(),
             h5,
             raw,
+            identity,
             info,
-            images_offset,
-            sample_bytes,
-            encoded,
+            layout,
             labels,
             boxes,
             box_labels,
@@ -245,9 +541,36 @@ impl StoreReader {
         self.info.num_samples == 0
     }
 
-    /// Bytes of one raw sample (`H × W × C`).
+    /// Bytes of one raw sample (`H × W × C`) when every sample has one
+    /// shape, else 0.
     pub fn sample_bytes(&self) -> usize {
-        self.sample_bytes
+        self.info.image_shape.iter().product()
+    }
+
+    /// `[height, width, channels]` of the stored sample `index`.
+    pub fn sample_shape(&self, index: usize) -> [usize; 3] {
+        match &self.layout {
+            Layout::Table {
+                shapes: Some(s), ..
+            } => s[index].map(|v| v as usize),
+            _ => self.info.image_shape,
+        }
+    }
+
+    /// Byte address and length of sample `index` in the file, for readers
+    /// of the file that do not go through this type (`None` for format 1
+    /// encoded files, whose rows libhdf5 places).
+    pub fn sample_range(&self, index: usize) -> Option<(u64, u64)> {
+        match &self.layout {
+            Layout::Fixed {
+                offset,
+                sample_bytes,
+            } => Some((offset + (index * sample_bytes) as u64, *sample_bytes as u64)),
+            Layout::Table {
+                offset, offsets, ..
+            } => Some((offset + offsets[index], offsets[index + 1] - offsets[index])),
+            Layout::VarLen(_) => None,
+        }
     }
 
     fn check(&self, index: usize) -> Result<(), Error> {
@@ -260,8 +583,44 @@ impl StoreReader {
         Ok(())
     }
 
-    /// Reads raw sample `index` into `out` (`sample_bytes()` long) with one
-    /// `pread`: no libhdf5 call, safe from any number of threads.
+    /// Fails if the file on disk is no longer the one opened (rewritten in
+    /// place: its samples would not match the labels read at open). One
+    /// `fstat`.
+    pub fn check_unchanged(&self) -> Result<(), Error> {
+        let now = Identity::of(&self.raw).map_err(|e| Error::io(&self.path, e))?;
+        if now != self.identity {
+            let reason = if now.len != self.identity.len {
+                format!("size {} → {} bytes", self.identity.len, now.len)
+            } else {
+                "modification time changed".to_string()
+            };
+            return Err(Error::Changed {
+                path: self.path.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    fn pread(&self, index: usize, out: &mut [u8], offset: u64) -> Result<(), Error> {
+        self.raw.read_exact_at(out, offset).map_err(|e| {
+            Error::io(
+                &self.path,
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "reading sample {index} at byte offset {offset}: {}",
+                        stokehold_core::fsutil::io_message(&e)
+                    ),
+                ),
+            )
+        })?;
+        self.check_unchanged()
+    }
+
+    /// Reads raw sample `index` into `out` (`sample_bytes()` long, or the
+    /// sample's own `H × W × C`) with one `pread`: no libhdf5 call, safe
+    /// from any number of threads.
     pub fn read_raw(&self, index: usize, out: &mut [u8]) -> Result<(), Error> {
         self.check(index)?;
         if self.info.storage != Storage::Raw {
@@ -270,38 +629,45 @@ impl StoreReader {
                 reason: "the file holds encoded images, not raw".into(),
             });
         }
-        if out.len() != self.sample_bytes {
+        let (offset, len) = self
+            .sample_range(index)
+            .expect("raw samples have an address");
+        if out.len() as u64 != len {
             return Err(Error::BadSample {
                 index,
-                reason: format!(
-                    "buffer of {} bytes, a sample has {}",
-                    out.len(),
-                    self.sample_bytes
-                ),
+                reason: format!("buffer of {} bytes, the sample has {len}", out.len()),
             });
         }
-        let offset = self.images_offset + (index * self.sample_bytes) as u64;
-        self.raw.read_exact_at(out, offset).map_err(|e| Error::Io {
-            path: self.path.clone(),
-            source: std::io::Error::new(
-                e.kind(),
-                format!("reading sample {index} at byte offset {offset}: {e}"),
-            ),
-        })
+        self.pread(index, out, offset)
     }
 
-    /// Reads encoded sample `index` (through libhdf5, under its lock: the
-    /// decode that follows costs far more).
-    pub fn read_encoded(&self, index: usize) -> Result<Vec<u8>, Error> {
+    /// The stored bytes of sample `index` (an encoded image, or raw pixels)
+    /// into `out`, which is cleared first. One `pread` for format 2; format
+    /// 1 encoded rows are read through libhdf5, under its lock.
+    pub fn read_bytes(&self, index: usize, out: &mut Vec<u8>) -> Result<(), Error> {
         self.check(index)?;
-        let ds = self.encoded.as_ref().ok_or_else(|| Error::Format {
-            path: self.path.clone(),
-            reason: "the file holds raw images, not encoded".into(),
-        })?;
-        let one = ds
-            .read_slice_1d::<VarLenArray<u8>, _>(s![index..index + 1])
-            .at(&self.path)?;
-        Ok(one[0].as_slice().to_vec())
+        out.clear();
+        match &self.layout {
+            Layout::VarLen(ds) => {
+                let one = ds
+                    .read_slice_1d::<VarLenArray<u8>, _>(s![index..index + 1])
+                    .at(&self.path)?;
+                out.extend_from_slice(one[0].as_slice());
+                self.check_unchanged()
+            }
+            _ => {
+                let (offset, len) = self.sample_range(index).expect("an address");
+                out.resize(len as usize, 0);
+                self.pread(index, out, offset)
+            }
+        }
+    }
+
+    /// [`StoreReader::read_bytes`] into a new vector.
+    pub fn read_encoded(&self, index: usize) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.read_bytes(index, &mut out)?;
+        Ok(out)
     }
 
     /// Class index of sample `index` (-1: none).
@@ -335,6 +701,6 @@ impl StoreReader {
         let one = ds
             .read_slice_1d::<VarLenUnicode, _>(s![index..index + 1])
             .at(&self.path)?;
-        Ok(one[0].as_str().to_owned())
+        Ok(String::from_utf8_lossy(one[0].as_bytes()).into_owned())
     }
 }

@@ -5,47 +5,28 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use stokehold_core::Control;
-use stokehold_image::{Filter, ResizePolicy};
 use stokehold_pack::{PackOptions, PreviewOptions, StorageOption};
 use stokehold_store::{Storage, StoreReader};
 
-use super::{run_index, FilterArg, PackArgs, ResizeArg, StorageArg};
+use super::{run_index, PackArgs};
 use crate::progress::with_progress;
 
 pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
-    if args.output.exists() && !args.force {
-        anyhow::bail!(
-            "{}: already exists (use --force to replace it)",
-            args.output.display()
-        );
-    }
+    stokehold_pack::check_output(&args.output, args.force)?;
     let options = PackOptions {
         size: args.size,
         channels: args.channels,
-        resize: match args.resize {
-            ResizeArg::Stretch => ResizePolicy::Stretch,
-            ResizeArg::Letterbox => ResizePolicy::Letterbox,
-            ResizeArg::Crop => ResizePolicy::Crop,
-        },
-        filter: match args.filter {
-            FilterArg::Nearest => Filter::Nearest,
-            FilterArg::Bilinear => Filter::Bilinear,
-            FilterArg::Area => Filter::Area,
-            FilterArg::Lanczos => Filter::Lanczos,
-        },
+        resize: args.resize,
+        filter: args.filter,
         fill: args.fill,
-        storage: match args.storage {
-            StorageArg::Raw => StorageOption::Raw,
-            StorageArg::Jpeg => StorageOption::Jpeg(args.quality),
-            StorageArg::Png => StorageOption::Png,
-        },
-        workers: args.workers,
+        storage: args.storage.with_quality(args.quality),
+        threads: args.threads,
         strict: args.strict,
         force: args.force,
-        max_pixels: args.source_args.max_pixels,
+        limits: args.source_args.limits(),
         ..PackOptions::default()
     };
-    let index_options = args.source_args.index_options(args.strict, args.workers);
+    let index_options = args.source_args.index_options(args.strict, args.threads);
     let manifest = run_index(
         &args.source,
         &index_options,
@@ -88,7 +69,7 @@ pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
         },
         human_bytes(report.file_bytes),
         report.num_samples as f64 / report.seconds.max(1e-9),
-        report.workers,
+        report.threads,
         fmt_floats(&report.mean),
         fmt_floats(&report.std),
     )?;
