@@ -17,7 +17,7 @@ import threading
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _checks, _native
-from .errors import InvalidArgumentError, LoaderClosedError
+from .errors import InvalidArgumentError, LoaderClosedError, SampleIndexError
 from .manifest import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, Manifest, PathLike, index
 
 __all__ = ["Dataset", "Outputs", "SkippedSample"]
@@ -376,7 +376,7 @@ class Dataset:
     def __getitem__(self, index: int) -> Any:
         n = len(self)
         if not -n <= index < n:
-            raise IndexError(f"batch {index} is out of range for {n} batches")
+            raise SampleIndexError(f"batch {index} is out of range: the epoch has {n} batches")
         index %= n
         loader = self._native()
         if os.getpid() != self._home:

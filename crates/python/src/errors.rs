@@ -124,6 +124,13 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             let ns = PyDict::new(py);
             ns.set_item("__module__", "stokehold.errors")?;
             ns.set_item("__doc__", exc.doc())?;
+            // OSError's own str() becomes "[Errno N] strerror: filename" once
+            // `filename` is set; the message already names the file.
+            ns.set_item(
+                "__str__",
+                py.get_type::<pyo3::exceptions::PyBaseException>()
+                    .getattr("__str__")?,
+            )?;
             let class = type_.call1((exc.name(), PyTuple::new(py, bases)?, ns))?;
             made.push(class.cast_into::<PyType>()?.unbind());
         }

@@ -143,8 +143,10 @@ impl Opener<'_> {
                 .iter()
                 .map(|d| d.map_or("n".to_string(), |v| v.to_string()))
                 .collect();
+            let got_text: Vec<String> = got.iter().map(|d| d.to_string()).collect();
             return Err(self.bad(format!(
-                "/{name} has shape {got:?}, expected ({})",
+                "/{name} has shape ({}), expected ({})",
+                got_text.join(", "),
                 want.join(", ")
             )));
         }
@@ -153,8 +155,10 @@ impl Opener<'_> {
             .try_fold(elem, |acc, &d| acc.checked_mul(d as u64))
             .filter(|&b| b <= self.byte_bound(&ds))
             .ok_or_else(|| {
+                let got_text: Vec<String> = got.iter().map(|d| d.to_string()).collect();
                 self.bad(format!(
-                    "/{name} claims shape {got:?}, more data than the {}-byte file can hold: damaged",
+                    "/{name} claims shape ({}), more data than the {}-byte file can hold: damaged",
+                    got_text.join(", "),
                     self.file_len
                 ))
             })?;
@@ -242,10 +246,16 @@ impl Opener<'_> {
             )));
         }
         if ds.layout() != hdf5::dataset::Layout::Contiguous || !ds.filters().is_empty() {
+            let layout = match ds.layout() {
+                hdf5::dataset::Layout::Compact => "compact",
+                hdf5::dataset::Layout::Contiguous => "contiguous",
+                hdf5::dataset::Layout::Chunked => "chunked",
+                hdf5::dataset::Layout::Virtual => "virtual",
+            };
             return Err(self.bad(format!(
-                "/{name} is stored {:?}{}; stokehold reads pixels only from a contiguous, uncompressed array",
-                ds.layout(),
-                if ds.filters().is_empty() { "" } else { " with filters" }
+                "/{name} is stored {layout}{}; stokehold reads pixels only from a contiguous, uncompressed array \
+                 (repack it with stokehold pack, or h5repack -l CONTI)",
+                if ds.filters().is_empty() { "" } else { " and filtered (compressed)" }
             )));
         }
         if bytes == 0 {
