@@ -7,20 +7,26 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# cmake (>= 3.26, for the bundled HDF5) and zig (the manylinux linker)
+# come from PyPI into the virtual environment; the native builds find them here.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 PIP := $(PY) -m pip --disable-pip-version-check
 DATA ?= data
 SHAPES := $(DATA)/shapes
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
-.PHONY: help setup install demo test lint rust-test py-test bench clean
+.PHONY: help setup install wheel wheel-check sdist-check demo test lint rust-test py-test bench fuzz clean
 
 help:
 	@echo "make demo   set up, generate the bundled dataset and run the main job"
 	@echo "make test   set up and run every check and test"
 	@echo "make bench  run the benchmarks (see benchmarks/README.md)"
+	@echo "make wheel  build the manylinux wheel and the sdist into dist/"
 
-# Debian packages the build links against, installed only when missing.
-SYSTEM_PACKAGES := libhdf5-dev pkg-config
+# Debian packages the build needs, installed only when missing: nasm for
+# libjpeg-turbo's SIMD code (HDF5 and libjpeg-turbo are built from source and
+# linked statically; nothing else is linked).
+SYSTEM_PACKAGES := nasm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: system-deps
@@ -41,14 +47,31 @@ $(VENV)/.deps: requirements-dev.txt | system-deps
 
 setup: system-deps $(VENV)/.deps
 
-# The wheel, built by maturin and installed into the venv like any user's `pip install .`.
+# The wheel: manylinux_2_28, abi3, self-contained, linked by zig against
+# glibc 2.28 (this machine has a newer glibc, which would pin the wheel to
+# it); installed into the venv like any user's `pip install`.
 $(VENV)/.installed: $(VENV)/.deps $(RUST_SOURCES) $(shell find python/stokehold -type f)
 	rm -rf dist
-	$(VENV)/bin/maturin build --release --locked --out dist
+	$(VENV)/bin/maturin build --release --locked --zig --compatibility manylinux_2_28 --out dist
 	$(PIP) install --quiet --force-reinstall --no-deps dist/stokehold-*.whl
 	touch $@
 
 install: $(VENV)/.installed
+
+wheel: install
+	$(VENV)/bin/maturin sdist --out dist
+	@ls -l dist
+
+# The wheel's tag and links, and the README run from it in a new venv.
+wheel-check: install
+	PY=$(PY) .ci/check_wheel.sh
+
+# The sdist builds with pip on a machine with Rust and no HDF5 (slow: a
+# full release build; not part of `make test`).
+sdist-check: wheel
+	rm -rf build/sdist-venv && python3 -m venv build/sdist-venv
+	build/sdist-venv/bin/pip install --quiet --disable-pip-version-check dist/stokehold-*.tar.gz
+	build/sdist-venv/bin/python -c "import stokehold; print('sdist build OK', stokehold.__version__)"
 
 demo: install
 	$(PY) -m stokehold.datasets $(SHAPES) --n 2000 --seed 0
@@ -67,7 +90,7 @@ lint: setup system-deps
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-rust-test: system-deps
+rust-test: setup
 	cargo nextest run --workspace --locked --no-fail-fast
 	cargo test --workspace --doc --locked
 
@@ -76,7 +99,7 @@ py-test: install
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-test: lint rust-test py-test
+test: lint rust-test py-test wheel-check
 
 bench: install
 	cargo run --release --locked -p stokehold-index --example index_bench
@@ -87,4 +110,34 @@ bench: install
 	$(PY) benchmarks/keras_bench.py
 
 clean:
-	rm -rf target dist $(VENV) $(DATA) bench-out preview.png
+	rm -rf target dist build $(VENV) $(DATA) bench-out preview.png
+
+# Fuzzing, not part of `make test`: every target in fuzz/fuzz_targets for
+# FUZZ_SECONDS (60 by default: about 7 minutes in all, plus the first build),
+# each from a scratch corpus in fuzz/corpus/<target> seeded from the
+# committed fuzz/seeds/<target>. A crash, timeout or out-of-memory input is
+# saved in fuzz/artifacts/<target>/; the other targets still run, and the
+# rule fails at the end naming the targets that found something.
+# cargo-fuzz builds with -Zsanitizer=address, a nightly flag: RUSTC_BOOTSTRAP=1
+# lets the stable toolchain accept it. cmake (libjpeg-turbo, HDF5) may come
+# from the virtual environment; TMPDIR keeps the targets' scratch folders,
+# which libFuzzer's exit never removes, under fuzz/target/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ := RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TMPDIR="$(CURDIR)/fuzz/target/tmp" cargo fuzz
+
+.PHONY: fuzz
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+	mkdir -p fuzz/target/tmp
+	$(FUZZ) build --fuzz-dir fuzz
+	@failed=; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ) run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+			|| failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in$$failed, inputs in fuzz/artifacts/"; exit 1; fi

@@ -28,7 +28,7 @@ from .manifest import (
     Manifest,
     index,
 )
-from .pack import PackReport, inspect, pack, preview
+from .pack import CommitReport, PackReport, commit, inspect, pack, preview
 from .dataset import Dataset, SkippedSample
 
 __all__ = [
@@ -36,10 +36,12 @@ __all__ = [
     "index",
     "Dataset",
     "pack",
+    "commit",
     "inspect",
     "preview",
     "Manifest",
     "PackReport",
+    "CommitReport",
     "Sample",
     "Box",
     "Finding",

@@ -38,11 +38,16 @@ class SkippedSample(NamedTuple):
 
 
 def _is_packed(source: PathLike) -> bool:
-    """A packed file: HDF5 by its first bytes, or by its name (a damaged
-    ``.h5`` is then refused as a packed file, not parsed as a CSV)."""
+    """A packed file (HDF5 by its first bytes, or by its name: a damaged
+    ``.h5`` is then refused as a packed file, not parsed as a CSV), or a
+    dataset directory of shards (its ``dataset.json``, or parts waiting
+    for ``commit``)."""
     path = os.fspath(source)
-    if os.path.splitext(path)[1].lower() in (".h5", ".hdf5"):
+    if os.path.splitext(path)[1].lower() in (".h5", ".hdf5") or os.path.basename(path) == "dataset.json":
         return True
+    if os.path.isdir(path):
+        names = os.listdir(path)
+        return "dataset.json" in names or any(n.startswith("part-") and "-of-" in n for n in names)
     if not os.path.isfile(path):
         return False
     with open(path, "rb") as f:
@@ -288,7 +293,7 @@ class Dataset:
 
     def __getstate__(self) -> Dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("_native_loader", "_lock")}
-        state["_resume"] = self._native().state() if self._pid == os.getpid() else None
+        state["_resume"] = self.state_dict() if self._pid == os.getpid() else None
         if state["_args"]["manifest"] is not None:
             if self._source_path is None:
                 raise TypeError(
@@ -312,8 +317,7 @@ class Dataset:
         self._closed = False
         self._pid = -1
         if resume is not None:
-            self._epoch = resume[0]
-            self._native().restore(resume)
+            self.load_state_dict(resume)
 
     # -- what the data is -------------------------------------------------
     @property
@@ -409,7 +413,7 @@ class Dataset:
             if next_batch == 0 and self._home_calls == 0 and getattr(self, "use_multiprocessing", False):
                 # Keras's worker processes made this epoch's batches from
                 # copies: the loader here saw none of them.
-                loader.restore((epoch + 1, 0, seed, fingerprint))
+                loader.resume(epoch + 1, 0)
             else:
                 loader.end_epoch()
             self._epoch = loader.state()[0]
@@ -419,8 +423,7 @@ class Dataset:
         """Starts epoch ``epoch`` from its first batch (as torch's
         ``DistributedSampler.set_epoch``)."""
         epoch = _checks.integer("epoch", epoch, 0)
-        _, _, seed, fingerprint = self._native().state()
-        self._native().restore((epoch, 0, seed, fingerprint))
+        self._native().resume(epoch, 0)
         self._epoch = epoch
 
     def __iter__(self) -> Iterator[Any]:
@@ -437,22 +440,56 @@ class Dataset:
             yield _structure(self.outputs, self._native().next_batch())
 
     def state_dict(self) -> Dict[str, int]:
-        """Where the loader is: ``load_state_dict`` of it resumes the exact batches."""
-        epoch, next_batch, seed, fingerprint = self._native().state()
-        return {"epoch": epoch, "next_batch": next_batch, "seed": seed, "fingerprint": fingerprint}
+        """Where the job is: ``load_state_dict`` of it resumes the exact batches.
+
+        ``position`` counts the samples of the epoch's global order that the
+        whole job (every rank, in lockstep) has consumed, so any one rank's
+        state restores the job on any number of ranks or with another batch
+        size: the rest of the epoch is then delivered exactly once across
+        the new ranks (see ``docs/scale.md``).
+        """
+        loader = self._native()
+        epoch, next_batch, seed, _ = loader.state()
+        return {
+            "version": 2,
+            "epoch": epoch,
+            "position": loader.position(epoch, next_batch),
+            "num_samples": self._num_samples(),
+            "seed": seed,
+            "shuffle": int(self._args["shuffle"]),
+            "fingerprint": loader.order_fingerprint(),
+            "next_batch": next_batch,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "batch_size": self._args["batch_size"],
+        }
+
+    def _num_samples(self) -> int:
+        """Samples in the whole source (not this rank's share)."""
+        return int(self._native().source_len())
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
-        """Resumes at a ``state_dict()``."""
-        try:
-            values = (state["epoch"], state["next_batch"], state["seed"], state["fingerprint"])
-        except (KeyError, TypeError):
+        """Resumes at a ``state_dict()``, perhaps taken with another number
+        of ranks or batch size: the rest of that epoch is cut for this
+        dataset's ranks. A state of other data, seed or shuffling is
+        refused, naming the field that differs."""
+        if not isinstance(state, Mapping) or state.get("version") != 2:
             raise InvalidArgumentError(
-                f"state must be a dict from state_dict() with epoch, next_batch, seed and fingerprint; got {state!r}"
-            ) from None
-        names = ("epoch", "next_batch", "seed", "fingerprint")
-        checked = tuple(_checks.integer(f"state[{n!r}]", v, 0, 2**64 - 1) for n, v in zip(names, values))
-        self._native().restore(checked)  # type: ignore[arg-type]
-        self._epoch = checked[0]
+                f"state must be a dict from state_dict() (version 2); got {state!r}"
+            )
+        mine = self.state_dict()
+        for field in ("num_samples", "seed", "shuffle", "fingerprint"):
+            if state.get(field) != mine[field]:
+                raise InvalidArgumentError(
+                    f"state[{field!r}] is {state.get(field)!r}, this dataset's is {mine[field]!r}:"
+                    " the state was saved for other data or another order"
+                )
+        epoch = _checks.integer("state['epoch']", state.get("epoch"), 0, 2**63 - 1)
+        position = _checks.integer("state['position']", state.get("position"), 0, mine["num_samples"])
+        if position >= mine["num_samples"]:
+            epoch, position = epoch + 1, 0
+        self._native().resume(epoch, position)
+        self._epoch = epoch
 
     def close(self) -> None:
         """Stops the worker threads and frees the buffers. Later calls raise

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _checks, _native
 from ._native import PackReport
@@ -14,7 +14,7 @@ from ._progress import Bar
 from .errors import InvalidArgumentError
 from .manifest import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, Manifest, PathLike, index
 
-__all__ = ["pack", "inspect", "preview", "PackReport"]
+__all__ = ["pack", "commit", "inspect", "preview", "PackReport", "CommitReport"]
 
 
 @contextmanager
@@ -63,12 +63,25 @@ def pack(
     format: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    shard_size: Optional[Union[int, str]] = None,
+    samples_per_shard: Optional[int] = None,
+    part: Optional[Tuple[int, int]] = None,
 ) -> PackReport:
-    """Decodes, resizes and writes a dataset into one HDF5 file at ``out``.
+    """Decodes, resizes and writes a dataset into one HDF5 file at ``out``, or
+    into a directory of shards.
 
-    ``source`` is a :class:`Manifest`, or anything :func:`stokehold.index`
-    accepts (indexed first, with ``format``). ``size`` is ``(height, width)``
-    or one number for a square.
+    ``source`` is a :class:`Manifest`, a manifest file (read as it is), or
+    anything else :func:`stokehold.index` accepts (indexed first, with
+    ``format``). ``size`` is ``(height, width)`` or one number for a square.
+
+    Shards: with ``shard_size`` (bytes, or text such as ``"2GB"``) or
+    ``samples_per_shard``, ``out`` is a directory that receives
+    ``shard-00000.h5 …`` and, last and atomically, ``dataset.json``, its
+    index; :class:`stokehold.Dataset`, :func:`inspect` and :func:`preview`
+    read it as one dataset. ``part=(i, n)`` packs only part ``i`` of ``n``
+    (manifest positions ``[i·len/n, (i+1)·len/n)``) into
+    ``out/part-IIIII-of-NNNNN/``, for any scheduler to run the parts; then
+    :func:`commit` joins them (``stokehold.ray.pack`` does both on Ray).
 
     - ``resize``: ``"stretch"`` (fill the size), ``"letterbox"`` (keep the
       aspect, centre, pad with ``fill``), ``"crop"`` (shorter side to size,
@@ -104,22 +117,24 @@ def pack(
     threads = _checks.optional_integer("num_threads", num_threads, 1)
     max_pixels = _checks.integer("max_pixels", max_pixels, 1)
     max_file_bytes = _checks.integer("max_file_bytes", max_file_bytes, 1)
-    out = os.fspath(out)
-    _native.check_output(out, bool(force))
-    with _termination_as_interrupt():
-        manifest = (
-            source
-            if isinstance(source, Manifest)
-            else index(
-                source,
-                format=format,
-                strict=strict,
-                num_threads=threads,
-                progress=progress,
-                max_pixels=max_pixels,
-                max_file_bytes=max_file_bytes,
-            )
+    shard_bytes = None
+    if shard_size is not None:
+        shard_bytes = (
+            _native.parse_bytes(shard_size) if isinstance(shard_size, str) else _checks.integer("shard_size", shard_size, 1)
         )
+    per_shard = _checks.optional_integer("samples_per_shard", samples_per_shard, 1)
+    if part is not None:
+        try:
+            i, n = part
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"part must be a pair (index, count), got {part!r}") from None
+        n = _checks.integer("part count", n, 1)
+        part = (_checks.integer("part index", i, 0, n - 1), n)
+    sharded = shard_bytes is not None or per_shard is not None or part is not None
+    out = os.fspath(out)
+    _native.check_output(out, bool(force), sharded, part)
+    with _termination_as_interrupt():
+        manifest = _manifest_of(source, format, strict, threads, progress, max_pixels, max_file_bytes)
         with Bar("packing", progress) as callback:
             return _native.pack(
                 manifest._inner,
@@ -136,8 +151,61 @@ def pack(
                 bool(force),
                 max_pixels,
                 max_file_bytes,
+                shard_bytes,
+                per_shard,
+                part,
                 callback,
             )
+
+
+def _manifest_of(
+    source: Union[PathLike, Manifest],
+    format: str,
+    strict: bool,
+    threads: Optional[int],
+    progress: Optional[bool],
+    max_pixels: int,
+    max_file_bytes: int,
+) -> Manifest:
+    """The manifest to pack: as given, read from a manifest file as it is
+    (indexing it again would probe every image once more), or indexed."""
+    if isinstance(source, Manifest):
+        return source
+    path = os.fspath(source)
+    is_manifest = format == "manifest" or (
+        format == "auto" and os.path.isfile(path) and path.endswith((".jsonl", ".ndjson"))
+    )
+    if is_manifest and not strict:
+        return Manifest(_native.Manifest.load(path, _native.DEFAULT_MAX_LINE_BYTES, True))
+    return index(
+        source,
+        format=format,
+        strict=strict,
+        num_threads=threads,
+        progress=progress,
+        max_pixels=max_pixels,
+        max_file_bytes=max_file_bytes,
+    )
+
+
+class CommitReport(NamedTuple):
+    """What :func:`commit` wrote: ``dataset.json`` in ``path``."""
+
+    path: str
+    num_samples: int
+    num_shards: int
+    mean: List[float]
+    std: List[float]
+
+
+def commit(path: PathLike) -> CommitReport:
+    """Checks that every part of the dataset directory ``path`` was packed
+    (``pack(..., part=(i, n))`` for every ``i``), with the same options and
+    no gap or overlap, and writes its index, ``dataset.json``. An incomplete
+    directory raises :class:`stokehold.InvalidFileError` naming what is
+    missing."""
+    samples, shards, mean, std = _native.commit(os.fspath(path))
+    return CommitReport(os.fspath(path), samples, shards, mean, std)
 
 
 def inspect(path: PathLike) -> Dict[str, Any]:

@@ -57,3 +57,29 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
         f.attrs["format_version"] = np.uint32(3)
     with pytest.raises(stokehold.InvalidFileError, match="newer"):
         stokehold.inspect(copy)
+
+
+def test_frozen_version_2_files_still_read(tmp_path: Path) -> None:
+    """Raw and JPEG storage of format 2, frozen: stokehold and h5py read the same values."""
+    expected = json.loads((DATA / "format_v2.json").read_text())
+    raw, jpeg = DATA / "format_v2_raw.h5", DATA / "format_v2_jpeg.h5"
+    info = stokehold.inspect(raw)
+    assert info["format_version"] == 2 and info["storage"] == "raw" and info["resize"] == "letterbox"
+    assert info["classes"] == expected["classes"]
+    np.testing.assert_allclose(info["mean"], expected["mean"])
+    with h5py.File(raw, "r") as f:
+        images = f["images"][:]
+        assert hashlib.sha256(images.tobytes()).hexdigest() == expected["images_sha256"]
+        assert f["labels"][:].tolist() == expected["labels"]
+        assert f["boxes"][:].tolist() == expected["boxes"]
+        assert f["box_offsets"][:].tolist() == expected["box_offsets"]
+        assert [p.endswith(e) for p, e in zip(f["paths"].asstr()[:], expected["paths"])] == [True] * len(expected["paths"])
+    batch = stokehold.Dataset(raw, batch_size=12, shuffle=False, dtype="uint8", outputs=("images", "labels", "boxes"))[0]
+    np.testing.assert_array_equal(batch[0], images)
+    assert batch[1].tolist() == expected["labels"]
+    with h5py.File(jpeg, "r") as f:
+        assert hashlib.sha256(f["data"][:].tobytes()).hexdigest() == expected["jpeg_data_sha256"]
+        assert f["offsets"][:].tolist() == expected["jpeg_offsets"]
+    decoded = stokehold.Dataset(jpeg, batch_size=12, shuffle=False, dtype="uint8", outputs="images")[0]
+    assert decoded.shape == (12, 16, 16, 3)
+    assert len(stokehold.preview(jpeg, tmp_path / "frozen2.png", n=4)) == 4

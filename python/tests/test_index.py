@@ -185,3 +185,17 @@ def test_classes_option_fixes_order_and_flags_the_rest(shapes: Path) -> None:
     assert {s.class_name for s in m} == {"star", "circle"}
     assert {f.kind for f in m.findings} == {"unknown_class"}
     assert len(m) + len(m.findings) == SHAPES_N
+
+
+def test_progress_bar_when_asked_and_silence_when_not(shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """index and pack show a progress bar (tqdm when installed) like the CLI."""
+    stokehold.index(shapes / "images", progress=True)
+    stokehold.pack(shapes / "images", tmp_path / "p.h5", size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "indexing" in err and "packing" in err and f"{SHAPES_N}/{SHAPES_N}" in err, err[-500:]
+    stokehold.index(shapes / "images", progress=False)
+    stokehold.pack(shapes / "images", tmp_path / "q.h5", size=8, progress=False)
+    assert capsys.readouterr().err == ""
+    # Off a terminal (as here under pytest), the default is silence.
+    stokehold.index(shapes / "images")
+    assert capsys.readouterr().err == ""

@@ -313,8 +313,10 @@ def test_inspect_and_preview(packed: Tuple[Path, stokehold.PackReport], tmp_path
     assert len(chosen) == 10 and chosen == sorted(set(chosen))
     assert stokehold.preview(path, tmp_path / "again.png", n=10, seed=3) == chosen
     with Image.open(tmp_path / "grid.png") as im:
-        cols = 4  # ceil(sqrt(10))
-        assert im.size == (cols * (128 + 4) + 4, 3 * (96 + 4) + 4)
+        # 4 columns (ceil(sqrt(10))) × 3 rows of 96×128 images zoomed ×2 (tiles are
+        # at least 160 px), each with a 14-px caption under it, 6-px gaps.
+        cols, zoom, caption, gap = 4, 2, 14, 6
+        assert im.size == (cols * (128 * zoom + gap) + gap, 3 * (96 * zoom + caption + gap) + gap)
     out = subprocess.run([STOKEHOLD, "inspect", str(path), "--json"], capture_output=True, text=True)
     assert out.returncode == 0 and json.loads(out.stdout)["num_samples"] == SHAPES_N
     with pytest.raises(stokehold.InvalidFileError):

@@ -34,9 +34,11 @@ enum Command {
     Index(IndexArgs),
     /// Split a manifest into train and validation manifests, stratified by class.
     Split(SplitArgs),
-    /// Decode, resize and write a dataset into one HDF5 file.
+    /// Decode, resize and write a dataset into one HDF5 file, or a directory of shards.
     Pack(PackArgs),
-    /// Describe a packed file: samples, shape, storage, classes, statistics.
+    /// Check that every part of a dataset directory is packed, and write its index.
+    Commit(CommitArgs),
+    /// Describe a packed file or dataset directory: samples, shape, storage, classes, statistics.
     Inspect(InspectArgs),
     /// Draw a grid of packed samples with class names and boxes into a PNG.
     Preview(PreviewArgs),
@@ -125,9 +127,28 @@ struct SourceArgs {
 struct PackArgs {
     /// The dataset: a manifest, or anything `stokehold index` accepts.
     source: PathBuf,
-    /// The HDF5 file to write.
+    /// The HDF5 file to write, or the directory of shards (with --shard-size,
+    /// --samples-per-shard or --part).
     #[arg(short, long)]
     output: PathBuf,
+    /// Write a directory of shards of at most this much sample data each (e.g. 2GB, 512MiB).
+    #[arg(long, value_parser = parse_bytes)]
+    shard_size: Option<u64>,
+    /// Write a directory of shards of this many samples each.
+    #[arg(long)]
+    samples_per_shard: Option<usize>,
+    /// Pack only part I of N (I from 0) into the directory; `stokehold commit` joins the parts.
+    #[arg(long, value_parser = parse_part)]
+    part: Option<(usize, usize)>,
+    /// Where the parts run: here, or as tasks of a Ray cluster (`pip install stokehold[ray]`).
+    #[arg(long, default_value = "local", value_parser = ["local", "ray"])]
+    engine: String,
+    /// The Ray cluster to join (default: a running one, else a local one).
+    #[arg(long)]
+    ray_address: Option<String>,
+    /// Parts (Ray tasks) to split the pack into [default: the cluster's CPUs].
+    #[arg(long)]
+    parts: Option<usize>,
     /// Output size, HEIGHTxWIDTH (or one number for a square).
     #[arg(long, default_value = "224x224", value_parser = parse_size)]
     size: (u32, u32),
@@ -168,6 +189,25 @@ struct PackArgs {
     source_args: SourceArgs,
 }
 
+/// `2GB`, `512MiB`, `100kB` or a number of bytes.
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    stokehold_core::vocab::parse_bytes(s)
+}
+
+/// `I/N`: part `I` (from 0) of `N`.
+fn parse_part(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not a part I/N such as 0/4 (I from 0 to N-1)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let parse = |t: &str| {
         t.trim()
@@ -181,8 +221,14 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 #[derive(Debug, clap::Args)]
+struct CommitArgs {
+    /// The dataset directory the parts were packed into.
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 struct InspectArgs {
-    /// The packed file.
+    /// The packed file, or dataset directory.
     file: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -222,11 +268,12 @@ struct SplitArgs {
     val_out: Option<PathBuf>,
 }
 
-pub(crate) fn execute(cli: Cli, control: &Control) -> Result<()> {
+pub(crate) fn execute(cli: Cli, control: &Control, hooks: &crate::Hooks<'_>) -> Result<()> {
     match cli.command {
         Command::Index(args) => index(args, control),
         Command::Split(args) => split(args),
-        Command::Pack(args) => pack::pack(args, control),
+        Command::Pack(args) => pack::pack(args, control, hooks),
+        Command::Commit(args) => pack::commit(&args.dir),
         Command::Inspect(args) => pack::inspect(&args.file, args.json),
         Command::Preview(args) => pack::preview(&args.file, &args.output, args.n, args.seed),
     }

@@ -24,10 +24,31 @@ pub use commands::Cli;
 /// Exit status for a run stopped by Ctrl-C (128 + SIGINT).
 pub const EXIT_CANCELLED: i32 = 130;
 
+/// What the host program adds to the command line. The Python package
+/// runs `pack --engine ray` through `stokehold.ray.pack`; the plain binary
+/// has no engine but the local one.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Runs a pack on Ray: given the command's options as a JSON object
+    /// (the names of `stokehold.ray.pack`'s arguments), returns a one-line
+    /// summary for stdout.
+    #[allow(clippy::type_complexity)]
+    pub ray_pack: Option<&'a (dyn Fn(serde_json::Value) -> anyhow::Result<String> + Sync)>,
+}
+
 /// Parses `args` (program name first) and runs the command; returns the exit
 /// status. Errors are printed as one `error:` line on stderr; a closed
 /// stdout (broken pipe) ends the run quietly.
 pub fn run<I, T>(args: I, control: &Control) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(args, control, &Hooks::default())
+}
+
+/// [`run`] with the host's [`Hooks`].
+pub fn run_with<I, T>(args: I, control: &Control, hooks: &Hooks<'_>) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -39,7 +60,7 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match commands::execute(cli, control) {
+    match commands::execute(cli, control, hooks) {
         Ok(()) => 0,
         Err(err) => {
             if is_broken_pipe(&err) {

@@ -40,6 +40,24 @@ impl Canvas {
 
     /// Copies a `w × h` image with `channels` 1 or 3 to `(x, y)`.
     pub fn blit(&mut self, x: i64, y: i64, w: u32, h: u32, channels: u8, pixels: &[u8]) {
+        self.blit_scaled(x, y, w, h, channels, pixels, 1);
+    }
+
+    /// Copies a `w × h` image with `channels` 1 or 3 to `(x, y)`, each pixel
+    /// drawn as a `zoom × zoom` square (so small images stay legible and
+    /// their pixels honest).
+    #[allow(clippy::too_many_arguments)]
+    pub fn blit_scaled(
+        &mut self,
+        x: i64,
+        y: i64,
+        w: u32,
+        h: u32,
+        channels: u8,
+        pixels: &[u8],
+        zoom: u32,
+    ) {
+        let z = i64::from(zoom.max(1));
         for row in 0..h {
             for col in 0..w {
                 let i = (row as usize * w as usize + col as usize) * channels as usize;
@@ -48,9 +66,18 @@ impl Canvas {
                 } else {
                     [pixels[i], pixels[i + 1], pixels[i + 2]]
                 };
-                self.put(x + i64::from(col), y + i64::from(row), c);
+                for dy in 0..z {
+                    for dx in 0..z {
+                        self.put(x + i64::from(col) * z + dx, y + i64::from(row) * z + dy, c);
+                    }
+                }
             }
         }
+    }
+
+    /// The width in pixels of `text` written at `scale`.
+    pub fn text_width(text: &str, scale: u32) -> u32 {
+        text.chars().count() as u32 * 8 * scale.max(1) + 2
     }
 
     /// Outlines a rectangle `[x0, y0, x1, y1]` (continuous coordinates) with

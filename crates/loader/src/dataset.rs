@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use crate::buffer::{Buffer, Pool};
-use crate::plan::{epoch_order, splitmix64, Rng, Shard};
+use crate::plan::{permutation, splitmix64, Plan, Rng, Shard};
 use crate::source::Source;
 use crate::transform::{normalize, to_chw, Augment};
 use crate::{Error, Sequence};
@@ -209,6 +209,9 @@ pub struct Dataset<S: Source> {
     /// The last epoch orders computed: (epoch, order). Two, so that the
     /// generator's epoch boundary never recomputes.
     orders: Mutex<Vec<(u64, Arc<Vec<usize>>)>>,
+    /// `(epoch, position)`: that epoch resumes at that position of its
+    /// global order (a job restored, perhaps on another number of ranks).
+    resume: Mutex<Option<(u64, usize)>>,
     f32_pool: Pool<f32>,
     u8_pool: Pool<u8>,
     /// Samples skipped under [`OnError::Skip`], and how many in all.
@@ -310,6 +313,7 @@ impl<S: Source> Dataset<S> {
             scale,
             bias,
             orders: Mutex::new(Vec::new()),
+            resume: Mutex::new(None),
             f32_pool: Pool::default(),
             u8_pool: Pool::default(),
             skipped: Mutex::new((Vec::new(), 0)),
@@ -358,32 +362,73 @@ impl<S: Source> Dataset<S> {
             .saturating_mul(elem)
     }
 
-    /// Samples in this rank's share of an epoch.
+    /// Samples in this rank's share of a whole epoch.
     pub fn samples_per_epoch(&self) -> usize {
-        let (n, ws) = (self.source.len(), self.options.world_size);
-        match self.options.shard {
-            _ if ws == 1 => n,
-            Shard::Pad => n.div_ceil(ws),
-            Shard::Drop => n / ws,
+        self.plan_from(0).per_rank()
+    }
+
+    fn plan_from(&self, start: usize) -> Plan {
+        let o = &self.options;
+        Plan {
+            n: self.source.len(),
+            world: o.world_size,
+            rank: o.rank,
+            batch: o.batch_size,
+            shard: o.shard,
+            drop_last: o.drop_last,
+            start,
         }
     }
 
-    /// The sample indices of `epoch` for this rank, in delivery order.
+    /// How this rank cuts epoch `epoch` into batches (see [`Plan`]).
+    pub fn plan(&self, epoch: u64) -> Plan {
+        let resume = *self.resume.lock().unwrap_or_else(|e| e.into_inner());
+        let start = match resume {
+            Some((e, start)) if e == epoch => start,
+            _ => 0,
+        };
+        self.plan_from(start)
+    }
+
+    /// Makes epoch `epoch` start at `position` of its global order (the
+    /// samples before it were consumed by the whole job, on whatever number
+    /// of ranks); other epochs start at 0.
+    pub fn resume_at(&self, epoch: u64, position: usize) -> Result<(), Error> {
+        if position > self.source.len() {
+            return Err(Error::InvalidArgument(format!(
+                "position {position} is past the {} samples of an epoch",
+                self.source.len()
+            )));
+        }
+        *self.resume.lock().unwrap_or_else(|e| e.into_inner()) =
+            (position > 0).then_some((epoch, position));
+        Ok(())
+    }
+
+    /// Samples of epoch `epoch`'s order consumed by the whole job once every
+    /// rank has read `batches` of it.
+    pub fn consumed(&self, epoch: u64, batches: usize) -> usize {
+        self.plan(epoch).consumed(batches)
+    }
+
+    /// What decides the epochs' global orders: the data, `shuffle` and the
+    /// seed. A position-based state ([`Dataset::resume_at`]) restores into
+    /// any dataset with the same order, whatever its ranks or batch size.
+    pub fn order_fingerprint(&self) -> u64 {
+        let o = &self.options;
+        [u64::from(o.shuffle), o.seed]
+            .into_iter()
+            .fold(self.source.fingerprint(), |acc, v| splitmix64(acc ^ v))
+    }
+
+    /// The global order of `epoch` (the same on every rank).
     pub fn order(&self, epoch: u64) -> Arc<Vec<usize>> {
         let mut cache = self.orders.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, order)) = cache.iter().find(|(e, _)| *e == epoch) {
             return Arc::clone(order);
         }
         let o = &self.options;
-        let order = Arc::new(epoch_order(
-            self.source.len(),
-            o.shuffle,
-            o.seed,
-            epoch,
-            o.rank,
-            o.world_size,
-            o.shard,
-        ));
+        let order = Arc::new(permutation(self.source.len(), o.shuffle, o.seed, epoch));
         if cache.len() >= 2 {
             cache.remove(0);
         }
@@ -391,10 +436,21 @@ impl<S: Source> Dataset<S> {
         order
     }
 
+    /// The sample indices of batch `index` of `epoch` for this rank.
+    pub fn batch_samples(&self, epoch: u64, index: usize) -> Vec<usize> {
+        let order = self.order(epoch);
+        let n = order.len().max(1);
+        self.plan(epoch)
+            .positions(index)
+            .map(|p| order[p % n])
+            .collect()
+    }
+
     fn build(&self, epoch: u64, index: usize) -> Result<Batch, Error> {
         let order = self.order(epoch);
-        let bs = self.options.batch_size;
-        let indices = &order[index * bs..((index + 1) * bs).min(order.len())];
+        let positions = self.plan(epoch).positions(index);
+        let first_position = positions.start;
+        let indices: Vec<usize> = positions.map(|p| order[p % order.len().max(1)]).collect();
         let b = indices.len();
         let [h, w, c] = self.source.image_shape();
         let per = h * w * c;
@@ -422,7 +478,7 @@ impl<S: Source> Dataset<S> {
             for (slot, &first) in indices.iter().enumerate() {
                 let direct =
                     matches!(images, Images::U8(_)) && !chw && !self.options.augment.is_active();
-                let position = index * bs + slot;
+                let position = first_position + slot;
                 let mut attempt = 0;
                 let (sample, mut data) = loop {
                     let sample = if attempt == 0 {
@@ -531,17 +587,15 @@ impl<S: Source + 'static> Sequence for Dataset<S> {
     type Batch = Batch;
 
     fn len(&self) -> usize {
-        let n = self.samples_per_epoch();
-        let bs = self.options.batch_size;
-        if self.options.drop_last {
-            n / bs
-        } else {
-            n.div_ceil(bs)
-        }
+        self.plan_from(0).batches()
+    }
+
+    fn len_of_epoch(&self, epoch: u64) -> usize {
+        self.plan(epoch).batches()
     }
 
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch, Error> {
-        let len = Sequence::len(self);
+        let len = self.len_of_epoch(epoch);
         if index >= len {
             return Err(Error::OutOfRange { index, len });
         }
@@ -552,10 +606,19 @@ impl<S: Source + 'static> Sequence for Dataset<S> {
         self.options.seed
     }
 
+    /// What decides the batches: the order ([`Dataset::order_fingerprint`])
+    /// and how this rank cuts it (batch size, ranks, padding). Not the
+    /// transforms: a state restores across those.
     fn fingerprint(&self) -> u64 {
-        let text = format!("{:?}", self.options);
-        text.bytes().fold(self.source.fingerprint(), |acc, b| {
-            splitmix64(acc ^ u64::from(b))
-        })
+        let o = &self.options;
+        [
+            o.batch_size as u64,
+            o.world_size as u64,
+            o.rank as u64,
+            o.shard as u64,
+            u64::from(o.drop_last),
+        ]
+        .into_iter()
+        .fold(self.order_fingerprint(), |acc, v| splitmix64(acc ^ v))
     }
 }

@@ -214,11 +214,11 @@ impl<S: Sequence> Loader<S> {
                     .into(),
             ));
         }
-        if state.next_batch > self.seq.len() {
+        let len = self.seq.len_of_epoch(state.epoch);
+        if state.next_batch > len {
             return Err(Error::InvalidArgument(format!(
-                "next_batch {} is past the {} batches of an epoch",
-                state.next_batch,
-                self.seq.len()
+                "next_batch {} is past the {len} batches of epoch {}",
+                state.next_batch, state.epoch
             )));
         }
         self.epoch = state.epoch;
@@ -232,7 +232,7 @@ impl<S: Sequence> Loader<S> {
     /// work for it and keeps the position for [`Loader::state`].
     pub fn epoch(&mut self) -> EpochIter<'_, S> {
         let start = self.next_batch;
-        let run = Run::new(self.epoch, start, self.seq.len());
+        let run = Run::new(self.epoch, start, self.seq.len_of_epoch(self.epoch));
         EpochIter { loader: self, run }
     }
 
@@ -256,7 +256,7 @@ impl<S: Sequence> Loader<S> {
     /// returns true.
     fn delivered(&mut self) -> bool {
         self.next_batch += 1;
-        let ended = self.next_batch == self.seq.len();
+        let ended = self.next_batch >= self.seq.len_of_epoch(self.epoch);
         if ended {
             self.finish_epoch();
         }
@@ -476,9 +476,13 @@ impl<S: Sequence> Generator<S> {
             )));
         }
         let loader = &mut state.loader;
-        let run = state
-            .run
-            .get_or_insert_with(|| Run::new(loader.epoch, loader.next_batch, loader.seq.len()));
+        let run = state.run.get_or_insert_with(|| {
+            Run::new(
+                loader.epoch,
+                loader.next_batch,
+                loader.seq.len_of_epoch(loader.epoch),
+            )
+        });
         let result = match run.next(
             &loader.seq,
             &loader.pool,

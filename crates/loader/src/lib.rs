@@ -41,7 +41,7 @@ pub use dataset::{
     Batch, Dataset, DatasetOptions, Dtype, Images, Layout, OnError, Skipped, MAX_REPLACEMENTS,
 };
 pub use engine::{EpochIter, Generator, Loader, LoaderOptions, LoaderState, Order};
-pub use plan::{epoch_order, Shard};
+pub use plan::{permutation, Plan, Shard};
 pub use source::{JitSource, PackedSource, SampleData, Source};
 pub use transform::Augment;
 
@@ -130,6 +130,11 @@ pub trait Sequence: Send + Sync + 'static {
 
     /// Batches per epoch.
     fn len(&self) -> usize;
+
+    /// Batches of epoch `epoch` (an epoch resumed part way has fewer).
+    fn len_of_epoch(&self, _epoch: u64) -> usize {
+        self.len()
+    }
 
     /// Whether an epoch has no batch.
     fn is_empty(&self) -> bool {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use stokehold_core::{Limits, Manifest};
 use stokehold_image::{decode, prepare_into, DecodeOptions, Prepare};
-use stokehold_store::{Storage, StoreReader};
+use stokehold_store::{PackedDataset, Storage};
 
 use crate::Error;
 
@@ -53,23 +53,25 @@ thread_local! {
     static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A packed file: raw samples are one `pread` each at an address resolved
-/// when the file was opened; encoded samples are decoded in the workers.
+/// A packed file or a dataset directory of shards: every sample is one
+/// `pread` at an address resolved when it was opened; encoded samples are
+/// decoded in the workers.
 #[derive(Debug)]
 pub struct PackedSource {
-    reader: StoreReader,
+    reader: PackedDataset,
 }
 
 impl PackedSource {
-    /// Opens and validates a packed file.
+    /// Opens and validates a packed file, or a dataset directory (or its
+    /// `dataset.json`).
     pub fn open(path: &Path) -> Result<Self, stokehold_store::Error> {
         Ok(PackedSource {
-            reader: StoreReader::open(path)?,
+            reader: PackedDataset::open(path, Limits::DEFAULT_MAX_SOURCE_BYTES)?,
         })
     }
 
-    /// The underlying reader.
-    pub fn reader(&self) -> &StoreReader {
+    /// The underlying dataset.
+    pub fn reader(&self) -> &PackedDataset {
         &self.reader
     }
 }

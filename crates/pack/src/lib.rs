@@ -16,14 +16,19 @@
 //! println!("{} samples, mean {:?}", report.num_samples, report.mean);
 //! ```
 
+mod options;
 mod pipeline;
 mod preview;
+mod process;
+mod sink;
 
 use std::path::PathBuf;
 
-pub use pipeline::{check_output, pack, PackOptions, PackReport, StorageKind, StorageOption};
+pub use options::{PackOptions, PackReport, ShardOptions, StorageKind, StorageOption};
+pub use pipeline::{check_output, check_output_dir, pack};
 pub use preview::{preview, PreviewOptions};
 use stokehold_core::Finding;
+pub use stokehold_store::commit;
 
 /// What can stop a pack as a whole.
 #[derive(Debug, thiserror::Error)]

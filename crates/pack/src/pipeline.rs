@@ -1,257 +1,22 @@
-//! The pack pipeline: parallel decode/resize, ordered write.
+//! The pack pipeline: parallel decode/resize, ordered write to one file or
+//! to shards.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use stokehold_core::{Control, Finding, FindingKind, Limits, Manifest, Sample};
-use stokehold_image::{
-    encode, prepare, Codec, DecodeOptions, Filter, Pixels, Prepare, ResizePolicy,
+use stokehold_core::{Control, Finding, FindingKind, Manifest};
+use stokehold_store::index::{part_dir_name, write_json_atomic, PART_FILE};
+use stokehold_store::{
+    check_class_names, Attrs, DatasetIndex, DatasetSpec, PartRecord, PixelSums, Storage,
+    StoreWriter, WriterConfig,
 };
-use stokehold_store::{check_class_names, Attrs, PackedSample, Storage, StoreWriter, WriterConfig};
 
+use crate::options::{validate, PackOptions, PackReport, StorageKind, StorageOption};
+use crate::process::{process, Packed};
+use crate::sink::{clear_dataset_dir, holds_dataset, FileSink, ShardSink, Sink};
 use crate::Error;
-
-/// How pixels are stored in the file: the words `"raw"`, `"jpeg"`, `"png"`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    strum::EnumString,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantNames,
-)]
-#[strum(serialize_all = "snake_case")]
-pub enum StorageKind {
-    /// `uint8 (N, H, W, C)`, uncompressed: the fast path.
-    #[default]
-    Raw,
-    /// One JPEG per sample.
-    Jpeg,
-    /// One PNG per sample.
-    Png,
-}
-
-impl StorageKind {
-    /// The storage with this kind (`quality` is used for JPEG).
-    pub fn with_quality(self, quality: u8) -> StorageOption {
-        match self {
-            StorageKind::Raw => StorageOption::Raw,
-            StorageKind::Jpeg => StorageOption::Jpeg(quality),
-            StorageKind::Png => StorageOption::Png,
-        }
-    }
-}
-
-/// How pixels are stored in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StorageOption {
-    /// `uint8 (N, H, W, C)`, uncompressed: the fast path.
-    #[default]
-    Raw,
-    /// One JPEG per sample, at this quality.
-    Jpeg(u8),
-    /// One PNG per sample.
-    Png,
-}
-
-/// Options of [`pack`].
-#[derive(Debug, Clone)]
-pub struct PackOptions {
-    /// Output `(height, width)`.
-    pub size: (u32, u32),
-    /// 3 (RGB) or 1 (gray).
-    pub channels: u8,
-    /// How images are fitted to `size`.
-    pub resize: ResizePolicy,
-    /// Resampling filter.
-    pub filter: Filter,
-    /// Letterbox padding value.
-    pub fill: u8,
-    /// Colour transparent pixels are composited over.
-    pub background: [u8; 3],
-    /// Raw or encoded storage.
-    pub storage: StorageOption,
-    /// Decode/resize threads; `None` uses `STOKEHOLD_NUM_THREADS` or the
-    /// core count ([`stokehold_core::resolve_threads`]).
-    pub threads: Option<usize>,
-    /// Fail on the first sample that cannot be packed.
-    pub strict: bool,
-    /// Replace an existing destination.
-    pub force: bool,
-    /// Bounds on pixels and bytes read per image.
-    pub limits: Limits,
-}
-
-impl PackOptions {
-    /// The decode + resize these options ask for; the just-in-time loader
-    /// uses the same to produce the same pixels.
-    pub fn prepare(&self) -> Prepare {
-        Prepare {
-            decode: DecodeOptions {
-                channels: self.channels,
-                background: self.background,
-                max_pixels: self.limits.max_pixels,
-            },
-            size: self.size,
-            resize: self.resize,
-            filter: self.filter,
-            fill: self.fill,
-        }
-    }
-}
-
-impl Default for PackOptions {
-    fn default() -> Self {
-        PackOptions {
-            size: (224, 224),
-            channels: 3,
-            resize: ResizePolicy::Stretch,
-            filter: Filter::Bilinear,
-            fill: 0,
-            background: [255, 255, 255],
-            storage: StorageOption::Raw,
-            threads: None,
-            strict: false,
-            force: false,
-            limits: Limits::default(),
-        }
-    }
-}
-
-/// What a pack did.
-#[derive(Debug, Clone)]
-pub struct PackReport {
-    /// The file written.
-    pub path: PathBuf,
-    /// Samples written.
-    pub num_samples: usize,
-    /// Samples of the manifest left out.
-    pub num_skipped: usize,
-    /// Every finding (skipped samples, boxes dropped by the resize).
-    pub findings: Vec<Finding>,
-    /// Per-channel mean of the stored pixels (0–255).
-    pub mean: Vec<f64>,
-    /// Per-channel standard deviation of the stored pixels (0–255).
-    pub std: Vec<f64>,
-    /// Samples per class.
-    pub class_counts: Vec<u64>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// Size of the file written, in bytes.
-    pub file_bytes: u64,
-    /// Decode/resize threads used.
-    pub threads: usize,
-}
-
-/// One processed sample, ready to write.
-struct Packed {
-    data: Vec<u8>,
-    boxes: Vec<[f32; 4]>,
-    box_labels: Vec<u32>,
-    orig_size: [u32; 2],
-    /// The stored pixels, when the data is encoded (for the statistics).
-    pixels: Option<Vec<u8>>,
-    findings: Vec<Finding>,
-}
-
-fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, Finding> {
-    let path = &sample.path;
-    let skip = |kind, msg: String| Finding::skip(kind, path, msg);
-    let limits = &options.limits;
-    let bytes = stokehold_core::fsutil::read_capped(path, limits.max_file_bytes, "max_file_bytes")
-        .map_err(|e| match e {
-            e if e.is_not_found() => skip(FindingKind::MissingFile, "file does not exist".into()),
-            e @ stokehold_core::fsutil::ReadError::TooLarge { .. } => {
-                skip(FindingKind::TooLarge, e.to_string())
-            }
-            e => skip(FindingKind::Unreadable, format!("cannot read: {e}")),
-        })?;
-    let prepared = prepare(&bytes, &options.prepare()).map_err(|e| match e {
-        stokehold_image::Error::TooLarge { .. } => skip(FindingKind::TooLarge, e.to_string()),
-        _ => skip(FindingKind::NotAnImage, e.to_string()),
-    })?;
-    let geometry = prepared.geometry;
-    let (h, w) = options.size;
-    let out = prepared.pixels.data;
-    let mut findings = Vec::new();
-    let mut boxes = Vec::with_capacity(sample.boxes.len());
-    let mut box_labels = Vec::with_capacity(sample.boxes.len());
-    for (i, b) in sample.boxes.iter().enumerate() {
-        match geometry.map_box(b.bbox) {
-            Some(mapped) => {
-                boxes.push(mapped);
-                box_labels.push(b.label);
-            }
-            None => findings.push(
-                Finding::repair(
-                    FindingKind::BoxDegenerate,
-                    path,
-                    format!(
-                        "box {i} {:?} has no area left after the {} resize; dropped",
-                        b.bbox, options.resize
-                    ),
-                )
-                .at(format!("box {i}")),
-            ),
-        }
-    }
-    let (data, pixels) = match options.storage {
-        StorageOption::Raw => (out, None),
-        StorageOption::Jpeg(_) | StorageOption::Png => {
-            let codec = match options.storage {
-                StorageOption::Jpeg(q) => Codec::Jpeg(q),
-                _ => Codec::Png,
-            };
-            let px = Pixels {
-                width: w,
-                height: h,
-                channels: options.channels,
-                data: out,
-            };
-            let encoded =
-                encode(&px, codec).map_err(|e| skip(FindingKind::NotAnImage, e.to_string()))?;
-            (encoded, Some(px.data))
-        }
-    };
-    Ok(Packed {
-        data,
-        boxes,
-        box_labels,
-        orig_size: [prepared.source_size.1, prepared.source_size.0],
-        pixels,
-        findings,
-    })
-}
-
-fn validate(options: &PackOptions) -> Result<(), Error> {
-    let (h, w) = options.size;
-    if h == 0 || w == 0 || h > 16384 || w > 16384 {
-        return Err(Error::InvalidArgument(format!(
-            "size {h}x{w} must be between 1 and 16384 on each side"
-        )));
-    }
-    if options.channels != 1 && options.channels != 3 {
-        return Err(Error::InvalidArgument(format!(
-            "channels must be 1 or 3, got {}",
-            options.channels
-        )));
-    }
-    if let StorageOption::Jpeg(q) = options.storage {
-        if !(1..=100).contains(&q) {
-            return Err(Error::InvalidArgument(format!(
-                "quality must be 1 to 100, got {q}"
-            )));
-        }
-    }
-    options.limits.check().map_err(Error::InvalidArgument)?;
-    Ok(())
-}
 
 /// Everything that could fail at the end of a pack, checked before any
 /// image is decoded: the class names, the destination (not a directory,
@@ -259,7 +24,11 @@ fn validate(options: &PackOptions) -> Result<(), Error> {
 /// pack, not existing unless `force`).
 fn preflight(manifest: &Manifest, dest: &Path, options: &PackOptions) -> Result<(), Error> {
     check_class_names(&manifest.classes).map_err(Error::InvalidArgument)?;
-    check_output(dest, options.force)?;
+    if options.sharded() {
+        check_output_dir(dest, options)?;
+    } else {
+        check_output(dest, options.force)?;
+    }
     let dest_abs = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
     let dest_real = std::fs::canonicalize(dest).ok();
     let same = |p: &Path| {
@@ -316,6 +85,30 @@ pub fn check_output(dest: &Path, force: bool) -> Result<(), Error> {
     }
 }
 
+/// Checks a dataset directory before anything is read: not a file; not
+/// holding a dataset (or, for a part, that part) unless `force`.
+pub fn check_output_dir(dest: &Path, options: &PackOptions) -> Result<(), Error> {
+    if dest.exists() && !dest.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "the output {} is a file; a sharded dataset is written into a directory",
+            dest.display()
+        )));
+    }
+    if options.force {
+        return Ok(());
+    }
+    let taken = match options.part {
+        Some((i, n)) => dest.join(part_dir_name(i, n)).join(PART_FILE).exists(),
+        None => holds_dataset(dest),
+    };
+    if taken {
+        return Err(Error::Exists {
+            path: dest.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// An advisory lock on the destination for as long as a pack runs, so that
 /// a second pack to the same file fails at once instead of at its end. The
 /// lock file (hidden, beside the destination) is removed when the pack
@@ -326,12 +119,18 @@ struct DestLock {
 }
 
 impl DestLock {
-    fn take(dest: &Path) -> Result<DestLock, Error> {
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = dest.with_file_name(format!(".{name}.stokehold-lock"));
+    fn take(dest: &Path, sharded: Option<&str>) -> Result<DestLock, Error> {
+        let path = match sharded {
+            // Inside the directory: one lock per part, one for a whole pack.
+            Some(what) => dest.join(format!(".{what}.stokehold-lock")),
+            None => {
+                let name = dest
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dest.with_file_name(format!(".{name}.stokehold-lock"))
+            }
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -363,12 +162,15 @@ impl Drop for DestLock {
     }
 }
 
-/// Packs `manifest` into `dest`. See the crate documentation.
+/// Packs `manifest` into `dest`: one file, or (with `options.shards` or
+/// `options.part`) a directory of shards. See the crate documentation.
 ///
-/// Decode and resize run on `options.workers` threads with at most four
+/// Decode and resize run on `options.threads` threads with at most four
 /// samples per thread in flight; samples are written in manifest order. A
 /// sample that fails is skipped and reported (or, with `strict`, fails the
-/// run). Nothing appears at `dest` unless the whole pack succeeds.
+/// run). Nothing appears at `dest` unless the whole pack succeeds: a file
+/// is renamed into place; a directory's index (or a part's record) is
+/// written last.
 pub fn pack(
     manifest: &Manifest,
     dest: &Path,
@@ -379,9 +181,14 @@ pub fn pack(
     preflight(manifest, dest, options)?;
     let threads = stokehold_core::resolve_threads(options.threads, "threads")
         .map_err(Error::InvalidArgument)?;
-    let _lock = DestLock::take(dest)?;
     let start = Instant::now();
+    let n = manifest.samples.len();
+    let (first, end) = match options.part {
+        Some((i, parts)) => (i * n / parts, (i + 1) * n / parts),
+        None => (0, n),
+    };
     let (h, w) = options.size;
+    let c = u32::from(options.channels);
     let storage = match options.storage {
         StorageOption::Raw => Storage::Raw,
         StorageOption::Jpeg(_) => Storage::Encoded {
@@ -391,13 +198,73 @@ pub fn pack(
             codec: StorageKind::Png.to_string(),
         },
     };
-    let n = manifest.samples.len();
     let config = WriterConfig {
-        image_shape: [h as usize, w as usize, options.channels as usize],
-        storage,
-        capacity: n,
+        image_shape: [h as usize, w as usize, c as usize],
+        storage: storage.clone(),
+        capacity: end - first,
     };
-    let mut writer = StoreWriter::create(dest, config)?;
+    let attrs = Attrs {
+        classes: manifest.classes.clone(),
+        mean: Vec::new(),
+        std: Vec::new(),
+        resize: options.resize.as_str().into(),
+        filter: options.filter.as_str().into(),
+        fill: options.fill,
+        quality: match options.storage {
+            StorageOption::Jpeg(q) => Some(q),
+            _ => None,
+        },
+        source: manifest
+            .source
+            .as_ref()
+            .map(|s| s.path.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let part_dir = options.part.map(|(i, parts)| part_dir_name(i, parts));
+    let _lock;
+    let mut sink: Box<dyn Sink> = if options.sharded() {
+        std::fs::create_dir_all(dest).map_err(|e| store_io(dest, e))?;
+        _lock = DestLock::take(dest, Some(part_dir.as_deref().unwrap_or("dataset")))?;
+        let (dir, prefix) = match &part_dir {
+            Some(name) => {
+                let dir = dest.join(name);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| store_io(&dir, e))?;
+                }
+                std::fs::create_dir(&dir).map_err(|e| store_io(&dir, e))?;
+                (dir, format!("{name}/"))
+            }
+            None => {
+                clear_dataset_dir(dest)?;
+                (dest.to_path_buf(), String::new())
+            }
+        };
+        let limits = options.shards.unwrap_or_default();
+        let sample_bytes = (h * w * c) as usize;
+        Box::new(ShardSink {
+            dir,
+            prefix,
+            per_shard: ShardSink::per_shard(&limits, sample_bytes, &storage, end - first),
+            limits,
+            remaining: end - first,
+            config,
+            shape: [h, w, c],
+            current: None,
+            current_bytes: 0,
+            attrs: attrs.clone(),
+            entries: Vec::new(),
+            sums: PixelSums::new(c as usize),
+            written: 0,
+        })
+    } else {
+        _lock = DestLock::take(dest, None)?;
+        Box::new(FileSink {
+            writer: StoreWriter::create(dest, config)?,
+            dest: dest.to_path_buf(),
+            force: options.force,
+            shape: [h, w, c],
+        })
+    };
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -408,15 +275,15 @@ pub fn pack(
     // up, and bound memory to a few decoded images per thread.
     let window = threads * 4;
     let mut findings = Vec::new();
-    let mut written_indices = 0usize;
+    let mut written = 0usize;
     let mut class_counts = vec![0u64; manifest.classes.len()];
-    control.start(n as u64);
+    control.start((end - first) as u64);
 
     let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<Result<Packed, Finding>>)>();
     let mut ready: BTreeMap<usize, Result<Packed, Finding>> = BTreeMap::new();
-    let (mut next_spawn, mut next_write) = (0usize, 0usize);
+    let (mut next_spawn, mut next_write) = (first, first);
     let outcome: Result<(), Error> = pool.in_place_scope(|scope| loop {
-        while next_spawn < n && next_spawn - next_write < window && !control.is_cancelled() {
+        while next_spawn < end && next_spawn - next_write < window && !control.is_cancelled() {
             let i = next_spawn;
             let tx = tx.clone();
             let sample = &manifest.samples[i];
@@ -428,7 +295,7 @@ pub fn pack(
             });
             next_spawn += 1;
         }
-        if next_write == n {
+        if next_write == end {
             return Ok(());
         }
         if control.is_cancelled() {
@@ -454,17 +321,7 @@ pub fn pack(
                     findings.push(finding);
                 }
                 Ok(packed) => {
-                    writer.push(&PackedSample {
-                        data: &packed.data,
-                        shape: [h, w, u32::from(options.channels)],
-                        label: sample.label,
-                        boxes: &packed.boxes,
-                        box_labels: &packed.box_labels,
-                        path: &sample.path,
-                        orig_size: packed.orig_size,
-                        source_index: next_write,
-                    })?;
-                    writer.add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
+                    sink.push(sample, next_write, &packed)?;
                     if options.strict {
                         if let Some(f) = packed.findings.into_iter().next() {
                             return Err(Error::Strict { finding: f });
@@ -476,7 +333,7 @@ pub fn pack(
                     {
                         *count += 1;
                     }
-                    written_indices += 1;
+                    written += 1;
                 }
             }
             next_write += 1;
@@ -485,57 +342,65 @@ pub fn pack(
     });
     drop(tx);
     outcome?;
-    if written_indices == 0 {
+    if written == 0 && !(options.part.is_some() && first == end) {
         return Err(Error::Empty { findings });
     }
-
-    let attrs = Attrs {
-        classes: manifest.classes.clone(),
-        mean: Vec::new(),
-        std: Vec::new(),
-        resize: options.resize.as_str().into(),
-        filter: options.filter.as_str().into(),
-        fill: options.fill,
-        quality: match options.storage {
-            StorageOption::Jpeg(q) => Some(q),
-            _ => None,
-        },
-        source: manifest
-            .source
-            .as_ref()
-            .map(|s| s.path.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    };
-    let (finished, sums) = writer.finish(&attrs)?;
-    let (mean, std) = sums.mean_std();
-    let persisted = if options.force {
-        finished.persist(dest)
-    } else {
-        finished.persist_noclobber(dest)
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists {
-                path: dest.to_path_buf(),
+    let out = sink.finish(&attrs)?;
+    let (mean, std) = out.sums.mean_std();
+    let shards = out.shards.len().max(1);
+    if options.sharded() {
+        let spec = DatasetSpec {
+            image_shape: [i64::from(h), i64::from(w), i64::from(c)],
+            storage: storage.kind().into(),
+            codec: match &storage {
+                Storage::Encoded { codec } => Some(codec.clone()),
+                Storage::Raw => None,
+            },
+            quality: attrs.quality,
+            resize: attrs.resize.clone(),
+            filter: attrs.filter.clone(),
+            fill: attrs.fill,
+            classes: attrs.classes.clone(),
+            manifest_samples: n,
+            source: attrs.source.clone(),
+        };
+        match options.part {
+            Some((i, parts)) => {
+                let record = PartRecord {
+                    format: stokehold_store::index::INDEX_FORMAT.into(),
+                    part: i,
+                    parts,
+                    range: [first, end],
+                    spec,
+                    skipped: (end - first) - written,
+                    shards: out.shards,
+                };
+                let dir = dest.join(part_dir_name(i, parts));
+                write_json_atomic(&dir.join(PART_FILE), &record)?;
             }
-        } else {
-            Error::Store(stokehold_store::Error::Io {
-                path: dest.to_path_buf(),
-                error: e.error,
-            })
+            None => {
+                DatasetIndex::new(spec, out.shards).save(dest)?;
+            }
         }
-    })?;
-    let file_bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+    }
     Ok(PackReport {
         path: dest.to_path_buf(),
-        num_samples: written_indices,
-        num_skipped: n - written_indices,
+        shards,
+        num_samples: written,
+        num_skipped: (end - first) - written,
         findings,
         mean,
         std,
         class_counts,
         seconds: start.elapsed().as_secs_f64(),
-        file_bytes,
+        file_bytes: out.file_bytes,
         threads,
+    })
+}
+
+fn store_io(path: &Path, error: std::io::Error) -> Error {
+    Error::Store(stokehold_store::Error::Io {
+        path: path.to_path_buf(),
+        error,
     })
 }

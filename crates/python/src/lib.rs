@@ -12,12 +12,30 @@ mod pack;
 use pyo3::prelude::*;
 
 /// Runs the `stokehold` command line with `argv` (program name first) and
-/// returns its exit status.
+/// returns its exit status. `pack --engine ray` runs through
+/// `stokehold.ray` (Python).
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<i32> {
+    let ray_pack = |options: serde_json::Value| -> anyhow::Result<String> {
+        Python::attach(|py| -> PyResult<String> {
+            let ray = py.import("stokehold.ray")?;
+            ray.call_method1("_cli_pack", (options.to_string(),))?
+                .extract::<String>()
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let hooks = stokehold_cli::Hooks {
+        ray_pack: Some(&ray_pack),
+    };
     blocking::run_blocking(py, None, |control| {
-        Ok::<_, errors::Failure>(stokehold_cli::run(argv, control))
+        Ok::<_, errors::Failure>(stokehold_cli::run_with(argv, control, &hooks))
     })
+}
+
+/// Bytes from `"2GB"`, `"512MiB"` or a number (the command line's parser).
+#[pyfunction]
+fn parse_bytes(text: &str) -> PyResult<u64> {
+    Ok(stokehold_core::vocab::parse_bytes(text).map_err(errors::Failure::Argument)?)
 }
 
 /// Every option word, by option name: the one vocabulary that the
@@ -48,6 +66,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_LINE_BYTES", limits.max_line_bytes)?;
     m.add("MAX_THREADS", stokehold_core::max_threads())?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(manifest::index, m)?)?;
     m.add_class::<manifest::Manifest>()?;
     m.add_class::<manifest::Sample>()?;
@@ -55,6 +74,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manifest::Finding>()?;
     m.add_function(wrap_pyfunction!(pack::pack, m)?)?;
     m.add_function(wrap_pyfunction!(pack::check_output, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::commit, m)?)?;
     m.add_function(wrap_pyfunction!(pack::inspect, m)?)?;
     m.add_function(wrap_pyfunction!(pack::preview, m)?)?;
     m.add_class::<pack::PackReport>()?;

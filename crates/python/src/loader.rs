@@ -269,13 +269,24 @@ impl NativeLoader {
         })
     }
 
-    fn __len__(&self) -> usize {
-        Sequence::len(&*self.seq)
+    fn __len__(&self) -> PyResult<usize> {
+        let epoch = self.generator.state().map_err(Failure::from)?.epoch;
+        Ok(self.seq.len_of_epoch(epoch))
     }
 
     /// Samples in this rank's share of an epoch.
     fn samples_per_epoch(&self) -> usize {
         self.seq.samples_per_epoch()
+    }
+
+    /// What decides the epochs' orders (data, shuffle, seed).
+    fn order_fingerprint(&self) -> u64 {
+        self.seq.order_fingerprint()
+    }
+
+    /// Samples in the whole source.
+    fn source_len(&self) -> usize {
+        self.seq.source().len()
     }
 
     /// Class names.
@@ -353,6 +364,27 @@ impl NativeLoader {
     fn state(&self) -> PyResult<(u64, usize, u64, u64)> {
         let s = self.generator.state().map_err(Failure::from)?;
         Ok((s.epoch, s.next_batch, s.seed, s.fingerprint))
+    }
+
+    /// Samples of epoch `epoch`'s global order that the whole job has
+    /// consumed once every rank has read `batches` of its batches.
+    fn position(&self, epoch: u64, batches: usize) -> usize {
+        self.seq.consumed(epoch, batches)
+    }
+
+    /// Resumes at `position` of epoch `epoch`'s global order: the rest of
+    /// that epoch is cut for this dataset's ranks and batch size.
+    fn resume(&self, epoch: u64, position: usize) -> PyResult<()> {
+        self.seq.resume_at(epoch, position).map_err(Failure::from)?;
+        self.generator
+            .restore(LoaderState {
+                epoch,
+                next_batch: 0,
+                seed: self.seq.seed(),
+                fingerprint: self.seq.fingerprint(),
+            })
+            .map_err(Failure::from)?;
+        Ok(())
     }
 
     /// Resumes at a state from `state()`.

@@ -131,16 +131,30 @@ pub(crate) struct Manifest {
 
 #[pymethods]
 impl Manifest {
-    /// Reads a JSON-lines manifest.
+    /// Reads a JSON-lines manifest; with `as_source`, the manifest file
+    /// itself is recorded as its source (what a pack of it packs).
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf, max_line_bytes: u64) -> PyResult<Manifest> {
+    #[pyo3(signature = (path, max_line_bytes, as_source=false))]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        max_line_bytes: u64,
+        as_source: bool,
+    ) -> PyResult<Manifest> {
         let limits = core::Limits {
             max_line_bytes,
             ..core::Limits::default()
         };
         let inner = run_blocking(py, None, |_| {
             limits.check()?;
-            Ok::<_, Failure>(core::Manifest::load_with(&path, &limits)?)
+            let mut m = core::Manifest::load_with(&path, &limits)?;
+            if as_source {
+                m.source = Some(core::SourceInfo {
+                    format: core::SourceFormat::Manifest,
+                    path: std::path::absolute(&path).unwrap_or(path.clone()),
+                });
+            }
+            Ok::<_, Failure>(m)
         })?;
         Ok(Manifest { inner })
     }

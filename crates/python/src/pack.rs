@@ -6,8 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use stokehold_core::vocab::parse_choice;
 use stokehold_image::{Filter, ResizePolicy};
-use stokehold_pack::{PackOptions, PreviewOptions, StorageKind};
-use stokehold_store::{Storage, StoreReader};
+use stokehold_pack::{PackOptions, PreviewOptions, ShardOptions, StorageKind};
+use stokehold_store::{PackedDataset, Storage};
 
 use crate::blocking::run_blocking;
 use crate::errors::Failure;
@@ -16,8 +16,10 @@ use crate::manifest::{limits, Finding, Manifest};
 /// What a pack did (see `stokehold.pack`).
 #[pyclass(module = "stokehold._native", frozen, get_all)]
 pub(crate) struct PackReport {
-    /// The file written.
+    /// The file written, or the dataset directory.
     path: std::ffi::OsString,
+    /// Shard files written (1 for a single file).
+    num_shards: usize,
     /// Samples written.
     num_samples: usize,
     /// Samples of the manifest left out.
@@ -53,10 +55,40 @@ impl PackReport {
 
 /// Checks the output before anything is indexed or decoded.
 #[pyfunction]
-pub(crate) fn check_output(py: Python<'_>, out: PathBuf, force: bool) -> PyResult<()> {
+#[pyo3(signature = (out, force, sharded, part))]
+pub(crate) fn check_output(
+    py: Python<'_>,
+    out: PathBuf,
+    force: bool,
+    sharded: bool,
+    part: Option<(usize, usize)>,
+) -> PyResult<()> {
     run_blocking(py, None, |_| {
-        Ok::<_, Failure>(stokehold_pack::check_output(&out, force)?)
+        if sharded {
+            let options = PackOptions {
+                force,
+                part,
+                shards: Some(ShardOptions::default()),
+                ..PackOptions::default()
+            };
+            Ok::<_, Failure>(stokehold_pack::check_output_dir(&out, &options)?)
+        } else {
+            Ok(stokehold_pack::check_output(&out, force)?)
+        }
     })
+}
+
+/// Checks every part of a dataset directory and writes its index; returns
+/// `(samples, shards, mean, std)`.
+#[pyfunction]
+pub(crate) fn commit(py: Python<'_>, dir: PathBuf) -> PyResult<(usize, usize, Vec<f64>, Vec<f64>)> {
+    let index = run_blocking(py, None, |_| {
+        Ok::<_, Failure>(stokehold_pack::commit(
+            &dir,
+            stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES,
+        )?)
+    })?;
+    Ok((index.num_samples, index.shards.len(), index.mean, index.std))
 }
 
 /// Packs `manifest` into `out` (see `stokehold.pack`); `progress(done,
@@ -64,7 +96,7 @@ pub(crate) fn check_output(py: Python<'_>, out: PathBuf, force: bool) -> PyResul
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, progress))]
+#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress))]
 pub(crate) fn pack(
     py: Python<'_>,
     manifest: &Manifest,
@@ -81,6 +113,9 @@ pub(crate) fn pack(
     force: bool,
     max_pixels: u64,
     max_file_bytes: u64,
+    shard_size: Option<u64>,
+    samples_per_shard: Option<usize>,
+    part: Option<(usize, usize)>,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<PackReport> {
     let report = run_blocking(py, progress.as_ref(), |control| {
@@ -102,6 +137,11 @@ pub(crate) fn pack(
                 defaults.max_source_bytes,
                 defaults.max_line_bytes,
             ),
+            shards: (shard_size.is_some() || samples_per_shard.is_some()).then_some(ShardOptions {
+                samples: samples_per_shard,
+                bytes: shard_size,
+            }),
+            part,
             ..PackOptions::default()
         };
         Ok::<_, Failure>(stokehold_pack::pack(
@@ -113,6 +153,7 @@ pub(crate) fn pack(
     })?;
     Ok(PackReport {
         path: report.path.into_os_string(),
+        num_shards: report.shards,
         num_samples: report.num_samples,
         num_skipped: report.num_skipped,
         findings: report.findings.into_iter().map(Finding::from).collect(),
@@ -129,8 +170,8 @@ pub(crate) fn pack(
 #[pyfunction]
 pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
     let (reader, bytes) = run_blocking(py, None, |_| {
-        let reader = StoreReader::open(&path)?;
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let reader = PackedDataset::open(&path, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+        let bytes = reader.disk_bytes();
         Ok::<_, Failure>((reader, bytes))
     })?;
     let info = reader.info();
@@ -138,6 +179,7 @@ pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
     d.set_item("path", path.as_os_str())?;
     d.set_item("format_version", info.format_version)?;
     d.set_item("num_samples", info.num_samples)?;
+    d.set_item("num_shards", reader.num_shards())?;
     d.set_item(
         "image_shape",
         (

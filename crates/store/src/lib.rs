@@ -33,12 +33,16 @@
 //! assert_eq!(pixels, [7; 12]);
 //! ```
 
+mod dataset;
 mod error;
 mod format;
+pub mod index;
 mod reader;
 mod writer;
 
+pub use dataset::PackedDataset;
 pub use error::Error;
 pub use format::{Attrs, PixelSums, Storage, FORMAT, FORMAT_VERSION};
+pub use index::{commit, DatasetIndex, DatasetSpec, PartRecord, ShardEntry, INDEX_FILE};
 pub use reader::{StoreInfo, StoreReader};
 pub use writer::{check_class_names, PackedSample, StoreWriter, WriterConfig};

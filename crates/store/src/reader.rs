@@ -704,6 +704,19 @@ impl StoreReader {
         self.boxes.len()
     }
 
+    /// Position of every sample in the manifest it was packed from (read
+    /// through libhdf5; checked to hold one value per sample).
+    pub fn read_source_index(&self) -> Result<Vec<i64>, Error> {
+        let ds = self.h5.dataset(SOURCE_INDEX).at(&self.path)?;
+        if ds.shape() != [self.len()] {
+            return Err(Error::Format {
+                path: self.path.clone(),
+                reason: format!("/source_index does not hold {} values", self.len()),
+            });
+        }
+        ds.read_raw::<i64>().at(&self.path)
+    }
+
     /// Source path of sample `index` (read through libhdf5).
     pub fn source_path(&self, index: usize) -> Result<String, Error> {
         self.check(index)?;

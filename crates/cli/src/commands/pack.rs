@@ -5,14 +5,26 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use stokehold_core::Control;
-use stokehold_pack::{PackOptions, PreviewOptions, StorageOption};
-use stokehold_store::{Storage, StoreReader};
+use stokehold_pack::{PackOptions, PreviewOptions, ShardOptions, StorageOption};
+use stokehold_store::{PackedDataset, Storage};
 
 use super::{run_index, PackArgs};
 use crate::progress::with_progress;
 
-pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
-    stokehold_pack::check_output(&args.output, args.force)?;
+pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) -> Result<()> {
+    if args.engine == "ray" {
+        return ray_pack(&args, hooks);
+    }
+    if args.parts.is_some() || args.ray_address.is_some() {
+        anyhow::bail!(
+            "--parts and --ray-address go with --engine ray; on one machine use --part I/N"
+        );
+    }
+    let shards =
+        (args.shard_size.is_some() || args.samples_per_shard.is_some()).then_some(ShardOptions {
+            samples: args.samples_per_shard,
+            bytes: args.shard_size,
+        });
     let options = PackOptions {
         size: args.size,
         channels: args.channels,
@@ -24,16 +36,42 @@ pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
         strict: args.strict,
         force: args.force,
         limits: args.source_args.limits(),
+        shards,
+        part: args.part,
         ..PackOptions::default()
     };
+    if options.sharded() {
+        stokehold_pack::check_output_dir(&args.output, &options)?;
+    } else {
+        stokehold_pack::check_output(&args.output, args.force)?;
+    }
     let index_options = args.source_args.index_options(args.strict, args.threads);
-    let manifest = run_index(
-        &args.source,
-        &index_options,
-        args.quiet,
-        args.report.as_deref(),
-        control,
-    )?;
+    // A manifest is packed as it is: indexing it again would probe every
+    // image once more.
+    let is_manifest = match index_options.format {
+        Some(f) => f == stokehold_core::SourceFormat::Manifest,
+        None => {
+            stokehold_index::detect_format(&args.source).ok()
+                == Some(stokehold_core::SourceFormat::Manifest)
+        }
+    };
+    let manifest = if is_manifest && !args.strict {
+        let mut m = stokehold_core::Manifest::load_with(&args.source, &index_options.limits)?;
+        // What is packed is this file (the self-overwrite check needs it).
+        m.source = Some(stokehold_core::SourceInfo {
+            format: stokehold_core::SourceFormat::Manifest,
+            path: std::path::absolute(&args.source).unwrap_or_else(|_| args.source.clone()),
+        });
+        m
+    } else {
+        run_index(
+            &args.source,
+            &index_options,
+            args.quiet,
+            args.report.as_deref(),
+            control,
+        )?
+    };
     let result = with_progress("packing", args.quiet, control, || {
         stokehold_pack::pack(&manifest, &args.output, &options, control)
     });
@@ -56,9 +94,17 @@ pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
     }
     let skipped = manifest.findings.iter().filter(|f| f.skipped).count() + report.num_skipped;
     let (h, w) = args.size;
+    let what = match options.part {
+        Some((i, n)) => format!(
+            " (part {i} of {n}; `stokehold commit {}` when every part is done)",
+            args.output.display()
+        ),
+        None if options.sharded() => format!(" in {} shard(s)", report.shards),
+        None => String::new(),
+    };
     writeln!(
         std::io::stdout(),
-        "{}: {} samples, {h}x{w}x{} {}, {}; skipped {skipped}; {:.0} images/s on {} thread(s); mean {} std {}",
+        "{}: {} samples{what}, {h}x{w}x{} {}, {}; skipped {skipped}; {:.0} images/s on {} thread(s); mean {} std {}",
         args.output.display(),
         report.num_samples,
         args.channels,
@@ -72,6 +118,59 @@ pub(super) fn pack(args: PackArgs, control: &Control) -> Result<()> {
         report.threads,
         fmt_floats(&report.mean),
         fmt_floats(&report.std),
+    )?;
+    Ok(())
+}
+
+/// `pack --engine ray`: hands the options to the host (the Python package).
+fn ray_pack(args: &PackArgs, hooks: &crate::Hooks<'_>) -> Result<()> {
+    let Some(hook) = hooks.ray_pack else {
+        anyhow::bail!(
+            "--engine ray runs from the Python package's `stokehold` command (pip install 'stokehold[ray]')"
+        );
+    };
+    if args.part.is_some() {
+        anyhow::bail!("--part is for one part run by hand; --engine ray runs every part");
+    }
+    let (h, w) = args.size;
+    let s = &args.source_args;
+    let options = serde_json::json!({
+        "source": args.source,
+        "out": args.output,
+        "size": [h, w],
+        "resize": args.resize.as_str(),
+        "filter": args.filter.as_str(),
+        "channels": args.channels,
+        "storage": args.storage.to_string(),
+        "quality": args.quality,
+        "fill": args.fill,
+        "num_threads": args.threads,
+        "strict": args.strict,
+        "force": args.force,
+        "shard_size": args.shard_size,
+        "samples_per_shard": args.samples_per_shard,
+        "parts": args.parts,
+        "address": args.ray_address,
+        "format": s.format.0.map_or("auto", |f| f.as_str()),
+        "max_pixels": s.max_pixels,
+        "max_file_bytes": s.max_file_bytes,
+        "progress": !args.quiet,
+    });
+    let summary = hook(options)?;
+    writeln!(std::io::stdout(), "{summary}")?;
+    Ok(())
+}
+
+pub(super) fn commit(dir: &Path) -> Result<()> {
+    let index = stokehold_pack::commit(dir, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+    writeln!(
+        std::io::stdout(),
+        "{}: committed {} samples in {} shard(s); mean {} std {}",
+        dir.join(stokehold_store::INDEX_FILE).display(),
+        index.num_samples,
+        index.shards.len(),
+        fmt_floats(&index.mean),
+        fmt_floats(&index.std)
     )?;
     Ok(())
 }
@@ -114,9 +213,9 @@ fn human_bytes(n: u64) -> String {
 }
 
 pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
-    let reader = StoreReader::open(file)?;
+    let reader = PackedDataset::open(file, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
     let info = reader.info();
-    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bytes = reader.disk_bytes();
     let [h, w, c] = info.image_shape;
     let mut out = std::io::stdout().lock();
     let classes = &info.attrs.classes;
@@ -125,6 +224,7 @@ pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
             "path": file,
             "format_version": info.format_version,
             "num_samples": info.num_samples,
+            "num_shards": reader.num_shards(),
             "image_shape": info.image_shape,
             "storage": info.storage.kind(),
             "codec": match &info.storage { Storage::Encoded { codec } => Some(codec), Storage::Raw => None },
@@ -158,6 +258,9 @@ pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
         info.format_version, info.created_by
     )?;
     writeln!(out, "  samples       {}", info.num_samples)?;
+    if reader.num_shards() > 1 || reader.shard_dir().is_some() {
+        writeln!(out, "  shards        {}", reader.num_shards())?;
+    }
     writeln!(out, "  image shape   {h}x{w}x{c} (H x W x C)")?;
     writeln!(
         out,

@@ -1,0 +1,233 @@
+//! Where packed samples go: one file, or a directory of shards.
+
+use std::path::{Path, PathBuf};
+
+use stokehold_core::Sample;
+use stokehold_store::{
+    Attrs, PackedSample, PixelSums, ShardEntry, Storage, StoreReader, StoreWriter, WriterConfig,
+};
+
+use crate::options::ShardOptions;
+use crate::process::Packed;
+use crate::Error;
+
+/// What a sink wrote.
+pub(crate) struct Written {
+    pub sums: PixelSums,
+    pub file_bytes: u64,
+    pub shards: Vec<ShardEntry>,
+}
+
+/// Takes samples in order and writes them.
+pub(crate) trait Sink {
+    fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error>;
+    fn finish(self: Box<Self>, attrs: &Attrs) -> Result<Written, Error>;
+}
+
+fn store_sample<'a>(
+    sample: &'a Sample,
+    source_index: usize,
+    packed: &'a Packed,
+    shape: [u32; 3],
+) -> PackedSample<'a> {
+    PackedSample {
+        data: &packed.data,
+        shape,
+        label: sample.label,
+        boxes: &packed.boxes,
+        box_labels: &packed.box_labels,
+        path: &sample.path,
+        orig_size: packed.orig_size,
+        source_index,
+    }
+}
+
+/// One packed file, renamed into place when finished.
+pub(crate) struct FileSink {
+    pub writer: StoreWriter,
+    pub dest: PathBuf,
+    pub force: bool,
+    pub shape: [u32; 3],
+}
+
+impl Sink for FileSink {
+    fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error> {
+        self.writer
+            .push(&store_sample(sample, source_index, packed, self.shape))?;
+        self.writer
+            .add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, attrs: &Attrs) -> Result<Written, Error> {
+        let dest = self.dest;
+        let (finished, sums) = self.writer.finish(attrs)?;
+        let persisted = if self.force {
+            finished.persist(&dest)
+        } else {
+            finished.persist_noclobber(&dest)
+        };
+        persisted.map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists { path: dest.clone() }
+            } else {
+                Error::Store(stokehold_store::Error::Io {
+                    path: dest.clone(),
+                    error: e.error,
+                })
+            }
+        })?;
+        Ok(Written {
+            sums,
+            file_bytes: std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
+            shards: Vec::new(),
+        })
+    }
+}
+
+/// Shard files `shard-KKKKK.h5` in `dir`, each finished (written to a
+/// temporary file and renamed) as soon as it is full.
+pub(crate) struct ShardSink {
+    /// Where the shard files go.
+    pub dir: PathBuf,
+    /// Their names in the dataset's index are `prefix` + file name.
+    pub prefix: String,
+    pub config: WriterConfig,
+    pub limits: ShardOptions,
+    pub shape: [u32; 3],
+    /// Samples per shard for raw storage (a shard's capacity).
+    pub per_shard: usize,
+    /// Samples this sink will receive at most.
+    pub remaining: usize,
+    pub current: Option<StoreWriter>,
+    pub current_bytes: u64,
+    pub attrs: Attrs,
+    pub entries: Vec<ShardEntry>,
+    pub sums: PixelSums,
+    pub written: usize,
+}
+
+impl ShardSink {
+    /// Samples of raw storage in one shard: `samples`, or as many whole
+    /// samples as `bytes` holds (at least one), or everything.
+    pub fn per_shard(
+        limits: &ShardOptions,
+        sample_bytes: usize,
+        storage: &Storage,
+        total: usize,
+    ) -> usize {
+        let by_bytes = match (limits.bytes, storage) {
+            (Some(b), Storage::Raw) => Some(((b / sample_bytes.max(1) as u64) as usize).max(1)),
+            _ => None,
+        };
+        match (limits.samples, by_bytes) {
+            (Some(s), Some(b)) => s.min(b),
+            (Some(s), None) => s,
+            (None, Some(b)) => b,
+            (None, None) => total.max(1),
+        }
+    }
+
+    fn shard_path(&self, k: usize) -> (PathBuf, String) {
+        let name = format!("shard-{k:05}.h5");
+        (self.dir.join(&name), format!("{}{name}", self.prefix))
+    }
+
+    fn close_current(&mut self) -> Result<(), Error> {
+        let Some(writer) = self.current.take() else {
+            return Ok(());
+        };
+        let k = self.entries.len();
+        let (path, name) = self.shard_path(k);
+        let (tmp, sums) = writer.finish(&self.attrs)?;
+        tmp.persist(&path).map_err(|e| {
+            Error::Store(stokehold_store::Error::Io {
+                path: path.clone(),
+                error: e.error,
+            })
+        })?;
+        let reader = StoreReader::open(&path)?;
+        let entry = ShardEntry::of_file(&reader, name, self.written - reader.len())?;
+        self.sums.merge(&sums);
+        self.entries.push(entry);
+        self.current_bytes = 0;
+        Ok(())
+    }
+}
+
+impl Sink for ShardSink {
+    fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error> {
+        if self.current.is_none() {
+            let k = self.entries.len();
+            let capacity = self.per_shard.min(self.remaining).max(1);
+            let config = WriterConfig {
+                capacity,
+                ..self.config.clone()
+            };
+            let (path, _) = self.shard_path(k);
+            self.current = Some(StoreWriter::create(&path, config)?);
+        }
+        let writer = self.current.as_mut().expect("opened above");
+        writer.push(&store_sample(sample, source_index, packed, self.shape))?;
+        writer.add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
+        self.current_bytes += packed.data.len() as u64;
+        self.written += 1;
+        self.remaining = self.remaining.saturating_sub(1);
+        let full = writer.len() >= self.per_shard
+            || self.limits.bytes.is_some_and(|b| self.current_bytes >= b);
+        if full {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, attrs: &Attrs) -> Result<Written, Error> {
+        self.attrs = attrs.clone();
+        self.close_current()?;
+        let file_bytes = self.entries.iter().map(|e| e.file_bytes).sum();
+        Ok(Written {
+            sums: self.sums,
+            file_bytes,
+            shards: self.entries,
+        })
+    }
+}
+
+/// Removes what an earlier pack left in a dataset directory: its index,
+/// shard files and part folders (nothing else).
+pub(crate) fn clear_dataset_dir(dir: &Path) -> Result<(), Error> {
+    let io = |e| {
+        Error::Store(stokehold_store::Error::Io {
+            path: dir.to_path_buf(),
+            error: e,
+        })
+    };
+    // The index first: from here on no reader takes the old shards for a dataset.
+    match std::fs::remove_file(dir.join(stokehold_store::INDEX_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("shard-") && name.ends_with(".h5") {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        } else if name.starts_with("part-") && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds a dataset (an index, shards or parts).
+pub(crate) fn holds_dataset(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.filter_map(Result::ok).any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == stokehold_store::INDEX_FILE
+                || (name.starts_with("shard-") && name.ends_with(".h5"))
+                || name.starts_with("part-")
+        })
+    })
+}
