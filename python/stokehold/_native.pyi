@@ -1,6 +1,6 @@
 """Type stubs for the private extension module ``stokehold._native``."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, final
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, final
 
 __all__ = [
     "Box",
@@ -177,7 +177,7 @@ class PackReport:
 
 def check_output(out: str, force: bool, sharded: bool, part: Optional[Tuple[int, int]]) -> None: ...
 def pack(
-    manifest: Manifest,
+    manifest: Union[Manifest, str],
     out: str,
     size: Tuple[int, int],
     resize: str,

@@ -137,7 +137,7 @@ def pack(
         manifest = _manifest_of(source, format, strict, threads, progress, max_pixels, max_file_bytes)
         with Bar("packing", progress) as callback:
             return _native.pack(
-                manifest._inner,
+                manifest._inner if isinstance(manifest, Manifest) else manifest,
                 out,
                 hw,
                 resize,
@@ -166,9 +166,11 @@ def _manifest_of(
     progress: Optional[bool],
     max_pixels: int,
     max_file_bytes: int,
-) -> Manifest:
-    """The manifest to pack: as given, read from a manifest file as it is
-    (indexing it again would probe every image once more), or indexed."""
+) -> Union[Manifest, str]:
+    """What to pack: a manifest as given; a manifest file's path, which the
+    pack reads line by line (indexing it again would probe every image once
+    more, and holding it would take memory for every sample); or the
+    manifest of an index."""
     if isinstance(source, Manifest):
         return source
     path = os.fspath(source)
@@ -176,7 +178,8 @@ def _manifest_of(
         format == "auto" and os.path.isfile(path) and path.endswith((".jsonl", ".ndjson"))
     )
     if is_manifest and not strict:
-        return Manifest(_native.Manifest.load(path, _native.DEFAULT_MAX_LINE_BYTES, True))
+        # Read line by line as it is packed, and recorded as the source.
+        return path
     return index(
         source,
         format=format,

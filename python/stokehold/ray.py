@@ -142,7 +142,8 @@ def pack(
             init_local()
         started_here = True
     try:
-        manifest = _manifest_of(source, format, bool(options.get("strict", False)), None, progress, options.get("max_pixels", _native.DEFAULT_MAX_PIXELS), options.get("max_file_bytes", _native.DEFAULT_MAX_FILE_BYTES))
+        found = _manifest_of(source, format, bool(options.get("strict", False)), None, progress, options.get("max_pixels", _native.DEFAULT_MAX_PIXELS), options.get("max_file_bytes", _native.DEFAULT_MAX_FILE_BYTES))
+        manifest = found if isinstance(found, Manifest) else Manifest.load(found)
         if force:
             _clear(out)
         os.makedirs(out, exist_ok=True)

@@ -53,3 +53,16 @@ def test_detection_boxes(tmp_path: Path) -> None:
 def test_index_tour(shapes: Path, tmp_path: Path) -> None:
     stdout = run("index_tour.py", [str(shapes)], tmp_path)
     assert "split:" in stdout
+
+
+@pytest.mark.slow
+def test_keras_data_parallel_on_two_processes(tmp_path: Path) -> None:
+    """Two jax processes (gloo on the CPU) train one replicated model, each
+    fed its own share: identical losses on both ranks show the gradients
+    were averaged across them."""
+    stdout = run("keras_data_parallel.py", ["--data", str(tmp_path), "--processes", "2", "--n", "240", "--epochs", "1"], tmp_path)
+    shares = re.findall(r"rank (\d)/2: (\d+) samples an epoch in (\d+) batches", stdout)
+    assert sorted(shares) == [("0", "120", "8"), ("1", "120", "8")], stdout
+    losses = re.findall(r"rank \d: loss ([0-9.]+) -> ([0-9.]+)", stdout)
+    assert len(losses) == 2 and losses[0] == losses[1], stdout
+    assert "trained data-parallel on 2 processes" in stdout

@@ -69,7 +69,7 @@ import stokehold
 path, store, rank = sys.argv[1], sys.argv[2], int(sys.argv[3])
 dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
 ds = stokehold.Dataset(path, batch_size=8, outputs="indices")  # no rank= or world_size=
-print(json.dumps({"rank": ds._args["rank"], "world": ds._args["world_size"],
+print(json.dumps({"rank": ds.rank, "world": ds.world_size,
                   "indices": sorted(int(i) for b in ds for i in b)}))
 dist.destroy_process_group()
 """
@@ -93,3 +93,68 @@ def test_rank_and_world_size_from_torch_distributed(packed: Path, tmp_path: Path
     assert [(o["rank"], o["world"]) for o in outs] == [(0, 2), (1, 2)]
     a, b = set(outs[0]["indices"]), set(outs[1]["indices"])
     assert not (a & b) and a | b == set(range(SHAPES_N)), "disjoint shares that cover the dataset"
+
+
+ELASTIC = """
+import json, sys
+import torch, torch.distributed as dist
+import stokehold
+
+path, store, rank, world, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+ds = stokehold.Dataset(path, batch_size=5, outputs="indices", seed=11)
+if phase == "first":
+    it = iter(ds)
+    seen = [int(i) for _ in range(3) for i in next(it)]       # three steps, then the job stops
+    state = ds.state_dict()
+    batches = 3
+else:
+    state = json.loads(sys.argv[6])
+    ds.load_state_dict(state)                                 # the state of one rank of the old job
+    seen = [int(i) for b in ds for i in b]
+    batches = len(ds)
+counts = [torch.zeros(1) for _ in range(world)]
+dist.all_gather(counts, torch.tensor([float(batches)]))       # lockstep: every rank the same number of batches
+print(json.dumps({"rank": ds.rank, "seen": seen, "state": state, "counts": [int(c.item()) for c in counts]}))
+dist.destroy_process_group()
+"""
+
+
+def run_ranks(packed: Path, store: Path, world: int, phase: str, *extra: str) -> list:
+    import json
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ELASTIC, str(packed), str(store), str(r), str(world), phase, *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(world)
+    ]
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return outs
+
+
+@pytest.mark.slow
+def test_a_job_of_four_ranks_resumes_on_two(packed: Path, tmp_path: Path) -> None:
+    """torch.distributed (gloo, 4 processes, then 2): shares are disjoint,
+    the ranks step in lockstep, and a state taken at 4 ranks restores at 2,
+    delivering the rest of the epoch exactly once."""
+    import json
+
+    first = run_ranks(packed, tmp_path / "store4", 4, "first")
+    assert all(o["counts"] == [3] * 4 for o in first)
+    seen = [i for o in first for i in o["seen"]]
+    assert len(seen) == len(set(seen)) == 4 * 3 * 5, "disjoint shares"
+    states = [o["state"] for o in first]
+    assert len({s["position"] for s in states}) == 1, "one position for the whole job"
+    second = run_ranks(packed, tmp_path / "store2", 2, "second", json.dumps(states[2]))
+    counts = second[0]["counts"]
+    assert counts[0] == counts[1], "lockstep after the resume too"
+    rest = [i for o in second for i in o["seen"]]
+    unseen = set(range(SHAPES_N)) - set(seen)
+    assert unseen <= set(rest) and all(rest.count(i) == 1 for i in unseen), "the rest exactly once"
+    assert len(rest) - len(unseen) < 2, "only padding to equal shares repeats"

@@ -227,7 +227,6 @@ impl Manifest {
                 ),
             ));
         }
-        let n_classes = header.classes.len();
         let source = match header.source {
             Some(s) => Some(SourceInfo {
                 format: crate::vocab::parse_choice::<crate::SourceFormat>(
@@ -246,69 +245,9 @@ impl Manifest {
             if line.trim().is_empty() {
                 continue;
             }
-            let s: SampleLine =
-                serde_json::from_str(&line).map_err(|e| bad(lineno, e.to_string()))?;
-            if let Some(l) = s.label {
-                if l as usize >= n_classes {
-                    return Err(bad(
-                        lineno,
-                        format!("label {l} is not below the {n_classes} classes"),
-                    ));
-                }
-                if let Some(name) = &s.class {
-                    if manifest.classes[l as usize] != *name {
-                        return Err(bad(
-                            lineno,
-                            format!(
-                                "class {name:?} does not match label {l} ({:?})",
-                                manifest.classes[l as usize]
-                            ),
-                        ));
-                    }
-                }
-            }
-            if let Some(b) = s.boxes.iter().find(|b| b.label as usize >= n_classes) {
-                return Err(bad(
-                    lineno,
-                    format!("box label {} is not below the {n_classes} classes", b.label),
-                ));
-            }
-            if let Some(b) = s
-                .boxes
-                .iter()
-                .find(|b| !b.bbox.iter().all(|v| v.is_finite()))
-            {
-                return Err(bad(
-                    lineno,
-                    format!(
-                        "box {:?} has a coordinate that is not a finite number",
-                        b.bbox
-                    ),
-                ));
-            }
-            let sample_path = decode_path(s.path, s.path_b64).map_err(|e| bad(lineno, e))?;
-            manifest.samples.push(Sample {
-                path: if sample_path.is_absolute() {
-                    sample_path
-                } else {
-                    base.join(sample_path)
-                },
-                label: s.label,
-                width: s.width,
-                height: s.height,
-                format: crate::vocab::parse_choice::<crate::ImageFormat>("format", &s.format)
-                    .map_err(|e| bad(lineno, e))?,
-                boxes: s
-                    .boxes
-                    .into_iter()
-                    .map(|b| BoxAnn {
-                        bbox: b.bbox,
-                        label: b.label,
-                        iscrowd: b.iscrowd,
-                        difficult: b.difficult,
-                    })
-                    .collect(),
-            });
+            manifest
+                .samples
+                .push(parse_sample(&line, &manifest.classes, &base).map_err(|e| bad(lineno, e))?);
         }
         if let Some(n) = header.num_samples {
             if n != manifest.samples.len() {
@@ -322,6 +261,248 @@ impl Manifest {
             }
         }
         Ok(manifest)
+    }
+}
+
+/// One sample line, checked against the classes; relative paths are
+/// resolved against `base`. The error is the reason, for the caller to
+/// place at its line.
+fn parse_sample(line: &str, classes: &[String], base: &Path) -> Result<Sample, String> {
+    let n_classes = classes.len();
+    let s: SampleLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if let Some(l) = s.label {
+        if l as usize >= n_classes {
+            return Err(format!("label {l} is not below the {n_classes} classes"));
+        }
+        if let Some(name) = &s.class {
+            if classes[l as usize] != *name {
+                return Err(format!(
+                    "class {name:?} does not match label {l} ({:?})",
+                    classes[l as usize]
+                ));
+            }
+        }
+    }
+    if let Some(b) = s.boxes.iter().find(|b| b.label as usize >= n_classes) {
+        return Err(format!(
+            "box label {} is not below the {n_classes} classes",
+            b.label
+        ));
+    }
+    if let Some(b) = s
+        .boxes
+        .iter()
+        .find(|b| !b.bbox.iter().all(|v| v.is_finite()))
+    {
+        return Err(format!(
+            "box {:?} has a coordinate that is not a finite number",
+            b.bbox
+        ));
+    }
+    let sample_path = decode_path(s.path, s.path_b64)?;
+    Ok(Sample {
+        path: if sample_path.is_absolute() {
+            sample_path
+        } else {
+            base.join(sample_path)
+        },
+        label: s.label,
+        width: s.width,
+        height: s.height,
+        format: crate::vocab::parse_choice::<crate::ImageFormat>("format", &s.format)?,
+        boxes: s
+            .boxes
+            .into_iter()
+            .map(|b| BoxAnn {
+                bbox: b.bbox,
+                label: b.label,
+                iscrowd: b.iscrowd,
+                difficult: b.difficult,
+            })
+            .collect(),
+    })
+}
+
+/// A manifest read line by line on demand: opening it reads the header and
+/// the byte address of every sample line (12 bytes a sample), and
+/// [`ManifestFile::sample`] parses one line when it is asked for. A job that
+/// goes through a manifest once (a pack) then needs memory for the samples
+/// in flight, not for the whole manifest.
+#[derive(Debug)]
+pub struct ManifestFile {
+    path: PathBuf,
+    base: PathBuf,
+    file: std::fs::File,
+    classes: Vec<String>,
+    source: Option<SourceInfo>,
+    /// Byte offset of each sample line.
+    offsets: Vec<u64>,
+    /// Its length in bytes and 1-based line number.
+    lines: Vec<(u32, u32)>,
+}
+
+impl ManifestFile {
+    /// Opens a JSON-lines manifest: checks its header and every line's
+    /// length and text encoding, and records where each sample line is.
+    /// `as_source` records the file itself as the source (what a pack of it
+    /// packs) instead of the source named in its header.
+    pub fn open(path: &Path, limits: &Limits, as_source: bool) -> Result<ManifestFile, Error> {
+        let bad = |line: usize, reason: String| Error::Manifest {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let (file, _) = open_regular(path).map_err(|e| Error::io(path, e.into()))?;
+        let scan = file.try_clone().map_err(|e| Error::io(path, e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, scan);
+        let mut buf = Vec::new();
+        let read = |reader: &mut BufReader<std::fs::File>, buf: &mut Vec<u8>, lineno: usize| {
+            read_line_capped(reader, buf, limits.max_line_bytes).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    bad(lineno, crate::fsutil::io_message(&e))
+                } else {
+                    Error::io(path, e)
+                }
+            })
+        };
+        if !read(&mut reader, &mut buf, 1)? {
+            return Err(bad(1, "empty file, expected a header line".into()));
+        }
+        let head_text = std::str::from_utf8(&buf).map_err(|_| bad(1, "not UTF-8 text".into()))?;
+        let header: Header = serde_json::from_str(head_text.trim_start_matches('\u{feff}'))
+            .map_err(|e| bad(1, format!("not a stokehold manifest header: {e}")))?;
+        if header.format != FORMAT_TAG {
+            return Err(bad(
+                1,
+                format!("format is {:?}, expected {FORMAT_TAG:?}", header.format),
+            ));
+        }
+        if header.format_version > MANIFEST_FORMAT_VERSION {
+            return Err(bad(
+                1,
+                format!(
+                    "format version {} is newer than this stokehold reads ({MANIFEST_FORMAT_VERSION})",
+                    header.format_version
+                ),
+            ));
+        }
+        let mut offset = buf.len() as u64;
+        let (mut offsets, mut lines) = (Vec::new(), Vec::new());
+        let mut lineno = 1usize;
+        loop {
+            lineno += 1;
+            if !read(&mut reader, &mut buf, lineno)? {
+                break;
+            }
+            if std::str::from_utf8(&buf).is_err() {
+                return Err(bad(lineno, "not UTF-8 text".into()));
+            }
+            if !buf.iter().all(u8::is_ascii_whitespace) {
+                offsets.push(offset);
+                lines.push((buf.len() as u32, lineno as u32));
+            }
+            offset += buf.len() as u64;
+        }
+        if let Some(n) = header.num_samples {
+            if n != offsets.len() {
+                return Err(bad(
+                    1,
+                    format!(
+                        "header says {n} samples, the file holds {} (truncated?)",
+                        offsets.len()
+                    ),
+                ));
+            }
+        }
+        let source = if as_source {
+            Some(SourceInfo {
+                format: crate::SourceFormat::Manifest,
+                path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            })
+        } else {
+            match header.source {
+                Some(s) => Some(SourceInfo {
+                    format: crate::vocab::parse_choice::<crate::SourceFormat>(
+                        "source format",
+                        &s.format,
+                    )
+                    .map_err(|e| bad(1, e))?,
+                    path: decode_path(s.path, s.path_b64).map_err(|e| bad(1, e))?,
+                }),
+                None => None,
+            }
+        };
+        Ok(ManifestFile {
+            path: path.to_path_buf(),
+            base: base_dir(path),
+            file,
+            classes: header.classes,
+            source,
+            offsets,
+            lines,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Class names.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Where it was indexed from (or the file itself, see [`ManifestFile::open`]).
+    pub fn source(&self) -> Option<&SourceInfo> {
+        self.source.as_ref()
+    }
+
+    /// Sample `index`, read and parsed now (one `pread`); an error names
+    /// the line.
+    pub fn sample(&self, index: usize) -> Result<Sample, Error> {
+        use std::os::unix::fs::FileExt;
+        let (len, lineno) = self.lines[index];
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, self.offsets[index])
+            .map_err(|e| Error::io(&self.path, e))?;
+        let bad = |reason: String| Error::Manifest {
+            path: self.path.clone(),
+            line: lineno as usize,
+            reason,
+        };
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| bad("not UTF-8 text (the file changed after it was opened?)".into()))?;
+        parse_sample(text, &self.classes, &self.base).map_err(bad)
+    }
+}
+
+impl crate::SampleSource for ManifestFile {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn source(&self) -> Option<&SourceInfo> {
+        self.source.as_ref()
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn sample(&self, index: usize) -> Result<std::borrow::Cow<'_, Sample>, Error> {
+        ManifestFile::sample(self, index).map(std::borrow::Cow::Owned)
     }
 }
 
@@ -411,6 +592,32 @@ mod tests {
         .unwrap();
         let err = Manifest::load(&path).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_file_reads_each_sample_on_demand_like_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let m = sample_manifest(dir.path());
+        m.save(&path).unwrap();
+        let f = ManifestFile::open(&path, &Limits::default(), false).unwrap();
+        assert_eq!((f.len(), f.classes()), (2, &m.classes[..]));
+        assert_eq!(f.source(), m.source.as_ref());
+        for i in 0..2 {
+            assert_eq!(f.sample(i).unwrap(), m.samples[i]);
+        }
+        let own = ManifestFile::open(&path, &Limits::default(), true).unwrap();
+        assert_eq!(
+            own.source().unwrap().path,
+            std::path::absolute(&path).unwrap()
+        );
+        // A bad line is found when its sample is read, named by its line.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let broken = text.replace("\"label\":1", "\"label\":9");
+        std::fs::write(&path, broken).unwrap();
+        let f = ManifestFile::open(&path, &Limits::default(), false).unwrap();
+        let err = f.sample(0).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("label 9"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,6 @@ pub use control::{
 pub use error::Error;
 pub use finding::{Finding, FindingKind};
 pub use fsutil::Limits;
-pub use jsonl::MANIFEST_FORMAT_VERSION;
-pub use manifest::{BoxAnn, ImageFormat, Manifest, Sample, SourceFormat, SourceInfo};
+pub use jsonl::{ManifestFile, MANIFEST_FORMAT_VERSION};
+pub use manifest::{BoxAnn, ImageFormat, Manifest, Sample, SampleSource, SourceFormat, SourceInfo};
 pub use util::{panic_message, splitmix64};

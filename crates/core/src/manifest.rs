@@ -226,3 +226,38 @@ impl Manifest {
         line
     }
 }
+
+/// Samples by index, from memory ([`Manifest`]) or read on demand
+/// ([`crate::ManifestFile`]): what a pack goes through once, in order.
+pub trait SampleSource: Sync {
+    /// Class names; labels index this list.
+    fn classes(&self) -> &[String];
+    /// Where the samples come from, when known.
+    fn source(&self) -> Option<&SourceInfo>;
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Whether there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Sample `index` (borrowed when in memory).
+    fn sample(&self, index: usize) -> Result<std::borrow::Cow<'_, Sample>, crate::Error>;
+}
+
+impl SampleSource for Manifest {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn source(&self) -> Option<&SourceInfo> {
+        self.source.as_ref()
+    }
+
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn sample(&self, index: usize) -> Result<std::borrow::Cow<'_, Sample>, crate::Error> {
+        Ok(std::borrow::Cow::Borrowed(&self.samples[index]))
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use stokehold_core::{Control, Finding, FindingKind, Manifest};
+use stokehold_core::{Control, Finding, FindingKind, Sample, SampleSource};
 use stokehold_store::index::{part_dir_name, write_json_atomic, PART_FILE};
 use stokehold_store::{
     check_class_names, Attrs, DatasetIndex, DatasetSpec, PartRecord, PixelSums, Storage,
@@ -22,8 +22,8 @@ use crate::Error;
 /// image is decoded: the class names, the destination (not a directory,
 /// not the source or one of its images, not being written by another
 /// pack, not existing unless `force`).
-fn preflight(manifest: &Manifest, dest: &Path, options: &PackOptions) -> Result<(), Error> {
-    check_class_names(&manifest.classes).map_err(Error::InvalidArgument)?;
+fn preflight(samples: &dyn SampleSource, dest: &Path, options: &PackOptions) -> Result<(), Error> {
+    check_class_names(samples.classes()).map_err(Error::InvalidArgument)?;
     if options.sharded() {
         check_output_dir(dest, options)?;
     } else {
@@ -36,7 +36,7 @@ fn preflight(manifest: &Manifest, dest: &Path, options: &PackOptions) -> Result<
             || dest_real.as_deref() == Some(p)
             || std::fs::canonicalize(p).ok().as_deref() == Some(dest_abs.as_path())
     };
-    if let Some(source) = &manifest.source {
+    if let Some(source) = samples.source() {
         if same(&source.path) {
             return Err(Error::InvalidArgument(format!(
                 "the output {} is the source being packed; write elsewhere",
@@ -44,16 +44,18 @@ fn preflight(manifest: &Manifest, dest: &Path, options: &PackOptions) -> Result<
             )));
         }
     }
-    if let Some(s) = manifest
-        .samples
-        .iter()
-        .find(|s| s.path == dest_abs || dest_real.as_deref() == Some(s.path.as_path()))
-    {
-        return Err(Error::InvalidArgument(format!(
-            "the output {} is one of the images being packed ({}); write elsewhere",
-            dest.display(),
-            s.path.display()
-        )));
+    // Read for this check only (a manifest file is parsed again, sample by
+    // sample, when packed); a line that does not parse is a finding later.
+    for i in 0..samples.len() {
+        if let Ok(s) = samples.sample(i) {
+            if s.path == dest_abs || dest_real.as_deref() == Some(s.path.as_path()) {
+                return Err(Error::InvalidArgument(format!(
+                    "the output {} is one of the images being packed ({}); write elsewhere",
+                    dest.display(),
+                    s.path.display()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -172,17 +174,17 @@ impl Drop for DestLock {
 /// is renamed into place; a directory's index (or a part's record) is
 /// written last.
 pub fn pack(
-    manifest: &Manifest,
+    samples: &dyn SampleSource,
     dest: &Path,
     options: &PackOptions,
     control: &Control,
 ) -> Result<PackReport, Error> {
     validate(options)?;
-    preflight(manifest, dest, options)?;
+    preflight(samples, dest, options)?;
     let threads = stokehold_core::resolve_threads(options.threads, "threads")
         .map_err(Error::InvalidArgument)?;
     let start = Instant::now();
-    let n = manifest.samples.len();
+    let n = samples.len();
     let (first, end) = match options.part {
         Some((i, parts)) => (i * n / parts, (i + 1) * n / parts),
         None => (0, n),
@@ -204,7 +206,7 @@ pub fn pack(
         capacity: end - first,
     };
     let attrs = Attrs {
-        classes: manifest.classes.clone(),
+        classes: samples.classes().to_vec(),
         mean: Vec::new(),
         std: Vec::new(),
         resize: options.resize.as_str().into(),
@@ -214,9 +216,8 @@ pub fn pack(
             StorageOption::Jpeg(q) => Some(q),
             _ => None,
         },
-        source: manifest
-            .source
-            .as_ref()
+        source: samples
+            .source()
             .map(|s| s.path.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
@@ -276,20 +277,31 @@ pub fn pack(
     let window = threads * 4;
     let mut findings = Vec::new();
     let mut written = 0usize;
-    let mut class_counts = vec![0u64; manifest.classes.len()];
+    let mut class_counts = vec![0u64; samples.classes().len()];
     control.start((end - first) as u64);
 
-    let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<Result<Packed, Finding>>)>();
-    let mut ready: BTreeMap<usize, Result<Packed, Finding>> = BTreeMap::new();
+    type Outcome = Result<(Sample, Packed), Finding>;
+    let (tx, rx) = mpsc::channel::<(usize, std::thread::Result<Outcome>)>();
+    let mut ready: BTreeMap<usize, Outcome> = BTreeMap::new();
     let (mut next_spawn, mut next_write) = (first, first);
     let outcome: Result<(), Error> = pool.in_place_scope(|scope| loop {
         while next_spawn < end && next_spawn - next_write < window && !control.is_cancelled() {
             let i = next_spawn;
             let tx = tx.clone();
-            let sample = &manifest.samples[i];
             scope.spawn(move |_| {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    process(sample, options)
+                    let sample = samples.sample(i).map_err(|e| {
+                        let (path, location) = match &e {
+                            stokehold_core::Error::Manifest { path, line, .. } => {
+                                (path.clone(), format!("line {line}"))
+                            }
+                            _ => (PathBuf::new(), format!("sample {i}")),
+                        };
+                        Finding::skip(FindingKind::InvalidAnnotation, path, e.to_string())
+                            .at(location)
+                    })?;
+                    let packed = process(&sample, options)?;
+                    Ok((sample.into_owned(), packed))
                 }));
                 let _ = tx.send((i, result));
             });
@@ -304,15 +316,18 @@ pub fn pack(
         let (i, result) = rx.recv().expect("a worker holds a sender until it reports");
         let result = result.unwrap_or_else(|panic| {
             let what = stokehold_core::panic_message(&*panic);
+            let path = samples
+                .sample(i)
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
             Err(Finding::skip(
                 FindingKind::NotAnImage,
-                &manifest.samples[i].path,
+                path,
                 format!("internal error: {what}"),
             ))
         });
         ready.insert(i, result);
         while let Some(result) = ready.remove(&next_write) {
-            let sample = &manifest.samples[next_write];
             match result {
                 Err(finding) => {
                     if options.strict {
@@ -320,7 +335,8 @@ pub fn pack(
                     }
                     findings.push(finding);
                 }
-                Ok(packed) => {
+                Ok((sample, packed)) => {
+                    let sample = &sample;
                     sink.push(sample, next_write, &packed)?;
                     if options.strict {
                         if let Some(f) = packed.findings.into_iter().next() {

@@ -91,15 +91,16 @@ pub(crate) fn commit(py: Python<'_>, dir: PathBuf) -> PyResult<(usize, usize, Ve
     Ok((index.num_samples, index.shards.len(), index.mean, index.std))
 }
 
-/// Packs `manifest` into `out` (see `stokehold.pack`); `progress(done,
-/// total)` is called every 100 ms.
+/// Packs `manifest` (a `Manifest`, or the path of a manifest file, read
+/// line by line as it is packed) into `out` (see `stokehold.pack`);
+/// `progress(done, total)` is called every 100 ms.
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
 #[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress))]
 pub(crate) fn pack(
     py: Python<'_>,
-    manifest: &Manifest,
+    manifest: &Bound<'_, PyAny>,
     out: PathBuf,
     size: (u32, u32),
     resize: String,
@@ -118,6 +119,12 @@ pub(crate) fn pack(
     part: Option<(usize, usize)>,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<PackReport> {
+    let bound = manifest.cast::<Manifest>().ok();
+    let in_memory: Option<&stokehold_core::Manifest> = bound.as_ref().map(|m| &m.get().inner);
+    let file_path: Option<PathBuf> = match &in_memory {
+        Some(_) => None,
+        None => Some(manifest.extract()?),
+    };
     let report = run_blocking(py, progress.as_ref(), |control| {
         let threads = stokehold_core::resolve_threads(num_threads, "num_threads")?;
         let defaults = stokehold_core::Limits::default();
@@ -144,12 +151,16 @@ pub(crate) fn pack(
             part,
             ..PackOptions::default()
         };
-        Ok::<_, Failure>(stokehold_pack::pack(
-            &manifest.inner,
-            &out,
-            &options,
-            control,
-        )?)
+        let file;
+        let samples: &dyn stokehold_core::SampleSource = match (&in_memory, &file_path) {
+            (Some(m), _) => *m,
+            (None, Some(path)) => {
+                file = stokehold_core::ManifestFile::open(path, &options.limits, true)?;
+                &file
+            }
+            (None, None) => unreachable!("one of the two"),
+        };
+        Ok::<_, Failure>(stokehold_pack::pack(samples, &out, &options, control)?)
     })?;
     Ok(PackReport {
         path: report.path.into_os_string(),

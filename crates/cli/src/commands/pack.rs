@@ -55,27 +55,30 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
                 == Some(stokehold_core::SourceFormat::Manifest)
         }
     };
-    let manifest = if is_manifest && !args.strict {
-        let mut m = stokehold_core::Manifest::load_with(&args.source, &index_options.limits)?;
-        // What is packed is this file (the self-overwrite check needs it).
-        m.source = Some(stokehold_core::SourceInfo {
-            format: stokehold_core::SourceFormat::Manifest,
-            path: std::path::absolute(&args.source).unwrap_or_else(|_| args.source.clone()),
-        });
-        m
+    // A manifest file is read line by line as it is packed (memory for the
+    // samples in flight, not the whole manifest), and recorded as the
+    // source (what is packed is this file: the self-overwrite check needs it).
+    let (indexed, file);
+    let (samples, index_findings): (
+        &dyn stokehold_core::SampleSource,
+        &[stokehold_core::Finding],
+    ) = if is_manifest && !args.strict {
+        file = stokehold_core::ManifestFile::open(&args.source, &index_options.limits, true)?;
+        (&file, &[])
     } else {
-        run_index(
+        indexed = run_index(
             &args.source,
             &index_options,
             args.quiet,
             args.report.as_deref(),
             control,
-        )?
+        )?;
+        (&indexed, &indexed.findings)
     };
     let result = with_progress("packing", args.quiet, control, || {
-        stokehold_pack::pack(&manifest, &args.output, &options, control)
+        stokehold_pack::pack(samples, &args.output, &options, control)
     });
-    let mut findings = manifest.findings.clone();
+    let mut findings = index_findings.to_vec();
     let report = match result {
         Ok(report) => report,
         Err(e) => {
@@ -92,7 +95,7 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
     if let Some(path) = &args.report {
         write_pack_report(path, &args.source, Some(&report), &findings)?;
     }
-    let skipped = manifest.findings.iter().filter(|f| f.skipped).count() + report.num_skipped;
+    let skipped = index_findings.iter().filter(|f| f.skipped).count() + report.num_skipped;
     let (h, w) = args.size;
     let what = match options.part {
         Some((i, n)) => format!(
