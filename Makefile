@@ -113,19 +113,19 @@ clean:
 	rm -rf target dist build $(VENV) $(DATA) bench-out preview.png
 
 # Fuzzing, not part of `make test`: every target in fuzz/fuzz_targets for
-# FUZZ_SECONDS (60 by default: about 7 minutes in all, plus the first build),
+# FUZZ_SECONDS (60 by default: 9 minutes in all on 2 cores, plus a first
+# build of several minutes that compiles HDF5 and libjpeg-turbo),
 # each from a scratch corpus in fuzz/corpus/<target> seeded from the
 # committed fuzz/seeds/<target>. A crash, timeout or out-of-memory input is
 # saved in fuzz/artifacts/<target>/; the other targets still run, and the
 # rule fails at the end naming the targets that found something.
 # cargo-fuzz builds with -Zsanitizer=address, a nightly flag: RUSTC_BOOTSTRAP=1
-# lets the stable toolchain accept it. cmake (libjpeg-turbo, HDF5) may come
-# from the virtual environment; TMPDIR keeps the targets' scratch folders,
-# which libFuzzer's exit never removes, under fuzz/target/.
+# lets the stable toolchain accept it. TMPDIR keeps the targets' scratch
+# folders, which libFuzzer's exit never removes, under fuzz/target/.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ := RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TMPDIR="$(CURDIR)/fuzz/target/tmp" cargo fuzz
+FUZZ := RUSTC_BOOTSTRAP=1 TMPDIR="$(CURDIR)/fuzz/target/tmp" cargo fuzz
 
 .PHONY: fuzz
 fuzz:

@@ -631,3 +631,28 @@ def test_every_exception_class_is_raised_somewhere() -> None:
         if name == "StokeholdError":
             continue
         assert re.search(rf"pytest\.raises\(stokehold\.{name}\b", sources), name
+
+
+def test_a_packed_file_that_loops_libhdf5_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """Found by fuzzing (fuzz/findings/packed-1-min): a global heap whose
+    free-space object has size 0 made libhdf5 loop forever on open. In a
+    child process: libhdf5's looping thread stays behind, holding its lock."""
+    damaged = Path(__file__).parent / "data" / "global-heap-loop.h5"
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import stokehold
+        start = time.monotonic()
+        for call in (lambda: stokehold.Dataset(sys.argv[1]), lambda: stokehold.inspect(sys.argv[1])):
+            try:
+                call()
+            except stokehold.InvalidFileError as e:
+                assert "global-heap-loop.h5" in str(e) and "damaged" in str(e), e
+            else:
+                raise SystemExit("opened")
+        print("refused in", round(time.monotonic() - start, 1), "s")
+        """
+    )
+    env = {**os.environ, "STOKEHOLD_HDF5_OPEN_TIMEOUT": "2"}
+    out = subprocess.run([sys.executable, "-c", script, str(damaged)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("refused"), out.stderr[-2000:]

@@ -275,9 +275,58 @@ impl Opener<'_> {
     }
 }
 
+/// How long [`StoreReader::open`] waits for libhdf5 to read a file's
+/// metadata: `STOKEHOLD_HDF5_OPEN_TIMEOUT` seconds, 60 by default.
+fn open_timeout() -> std::time::Duration {
+    let seconds = std::env::var("STOKEHOLD_HDF5_OPEN_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(60.0);
+    std::time::Duration::from_secs_f64(seconds)
+}
+
 impl StoreReader {
     /// Opens and validates a packed file (format version 1 or 2).
+    ///
+    /// libhdf5 reads the file's metadata on a helper thread, waited for at
+    /// most `STOKEHOLD_HDF5_OPEN_TIMEOUT` seconds (60): a malformed global
+    /// heap (a free-space object of size 0) makes libhdf5 loop forever, and
+    /// such a file is then an error, not a hang. The looping thread cannot
+    /// be stopped: it is left behind, holding libhdf5's lock, so later
+    /// HDF5 calls of the process wait (an open times out the same way).
     pub fn open(path: &Path) -> Result<StoreReader, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let owned = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("stokehold-h5open".into())
+            .spawn(move || {
+                let _ = tx.send(StoreReader::open_here(&owned));
+            });
+        if let Err(e) = spawned {
+            return Err(Error::io(path, e));
+        }
+        let limit = open_timeout();
+        match rx.recv_timeout(limit) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Format {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "libhdf5 did not finish reading the file's metadata in {:.0} s: the file is damaged \
+                     (a malformed global heap makes libhdf5 loop; STOKEHOLD_HDF5_OPEN_TIMEOUT sets the wait)",
+                    limit.as_secs_f64()
+                ),
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::Format {
+                path: path.to_path_buf(),
+                reason: "reading the file's metadata failed unexpectedly (libhdf5's thread ended without a result)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// [`StoreReader::open`] on this thread, without a time limit.
+    fn open_here(path: &Path) -> Result<StoreReader, Error> {
         let io = |e| Error::io(path, e);
         let (raw, file_len) =
             stokehold_core::fsutil::open_regular(path).map_err(|e| Error::io(path, e.into()))?;
