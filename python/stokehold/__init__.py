@@ -29,7 +29,7 @@ from .manifest import (
     index,
 )
 from .pack import CommitReport, PackReport, commit, inspect, pack, preview
-from .dataset import Dataset, SkippedSample
+from .dataset import Dataset, SkippedSample, reorder
 
 __all__ = [
     "__version__",
@@ -46,6 +46,7 @@ __all__ = [
     "Box",
     "Finding",
     "SkippedSample",
+    "reorder",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_SOURCE_BYTES",

@@ -20,12 +20,12 @@ from . import _checks, _native
 from .errors import InvalidArgumentError, LoaderClosedError, SampleIndexError
 from .manifest import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, Manifest, PathLike, index
 
-__all__ = ["Dataset", "Outputs", "SkippedSample"]
+__all__ = ["Dataset", "Outputs", "SkippedSample", "reorder"]
 
 #: A batch structure: a name, or a tuple / list / dict of structures.
 Outputs = Union[str, Tuple[Any, ...], Mapping[str, Any]]
 
-_NAMES = ("images", "labels", "one_hot", "boxes", "box_labels", "box_counts", "indices")
+_NAMES = ("images", "labels", "one_hot", "boxes", "box_labels", "box_counts", "indices", "masks")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -62,20 +62,70 @@ def _structure(outputs: Outputs, batch: Dict[str, Any]) -> Any:
     return tuple(_structure(o, batch) for o in outputs)
 
 
-def _check_outputs(outputs: Outputs, one_hot: bool) -> None:
+def _check_outputs(outputs: Outputs, one_hot: bool, buckets: bool) -> None:
     if isinstance(outputs, str):
         if outputs not in _NAMES:
             raise InvalidArgumentError(f"outputs: unknown output {outputs!r}; a batch has {', '.join(_NAMES)}")
         if outputs == "one_hot" and not one_hot:
             raise InvalidArgumentError("outputs: 'one_hot' needs one_hot=True")
+        if outputs == "masks" and not buckets:
+            raise InvalidArgumentError("outputs: 'masks' (padding masks) needs buckets=")
     elif isinstance(outputs, Mapping):
         for v in outputs.values():
-            _check_outputs(v, one_hot)
+            _check_outputs(v, one_hot, buckets)
     elif isinstance(outputs, (tuple, list)):
         for o in outputs:
-            _check_outputs(o, one_hot)
+            _check_outputs(o, one_hot, buckets)
     else:
         raise InvalidArgumentError(f"outputs must be a name, or a tuple, list or dict of them; got {outputs!r}")
+
+
+def _buckets(buckets: Any) -> Tuple[Optional[int], Optional[List[Tuple[int, int]]]]:
+    """``buckets=`` as (a number of buckets, or their shapes)."""
+    if buckets is None:
+        return None, None
+    if isinstance(buckets, int) and not isinstance(buckets, bool):
+        return _checks.integer("buckets", buckets, 1, 256), None
+    try:
+        shapes = [(int(h), int(w)) for h, w in buckets]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"buckets must be a number of buckets (1 to 256) or a list of (height, width) shapes; got {buckets!r}"
+        ) from None
+    for h, w in shapes:
+        if not (1 <= h <= 16384 and 1 <= w <= 16384):
+            raise InvalidArgumentError(f"buckets: shape ({h}, {w}) must be between 1 and 16384 on each side")
+    if not 1 <= len(shapes) <= 256:
+        raise InvalidArgumentError(f"buckets: give 1 to 256 shapes, got {len(shapes)}")
+    return None, shapes
+
+
+def reorder(rows: Any, indices: Any) -> Any:
+    """Rows (e.g. ``model.predict`` output, one row per sample in batch
+    order) put back in sample order: row ``k`` of the result is sample
+    ``k``'s. ``indices`` is :meth:`Dataset.indices` (or the ``"indices"``
+    output of the batches, concatenated). A sample that came twice (ranks
+    padded with ``shard="pad"``) keeps its first row; a sample that never
+    came is an error naming it."""
+    import numpy as np
+
+    rows = np.asarray(rows)
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.ndim != 1 or len(rows) != len(indices):
+        raise InvalidArgumentError(
+            f"reorder: {len(rows)} rows but {indices.shape} indices; give one index per row"
+        )
+    n = int(indices.max()) + 1 if len(indices) else 0
+    first = np.full(n, -1, dtype=np.int64)
+    # Reversed, so that the first row of a repeated sample is the one kept.
+    first[indices[::-1]] = np.arange(len(indices) - 1, -1, -1)
+    missing = np.flatnonzero(first < 0)
+    if len(missing):
+        raise InvalidArgumentError(
+            f"reorder: sample {int(missing[0])} has no row ({len(missing)} samples missing): "
+            "give the rows of every rank, or of one rank with world_size=1"
+        )
+    return rows[first]
 
 
 def _crop_ranges(rrc: Any) -> Optional[Tuple[Tuple[float, float], Tuple[float, float]]]:
@@ -127,6 +177,18 @@ class Dataset:
     build batches at most ``prefetch`` ahead (default twice the threads),
     delivered in order (``in_order=False``: as they complete).
 
+    Images of many shapes (packed or resized with ``resize="fit"``): give
+    ``buckets=`` (a number, e.g. 8, of aspect-ratio buckets derived from the
+    data, or a list of ``(height, width)`` shapes). Each batch then holds
+    samples of one bucket, each scaled with its aspect kept to fit the
+    bucket's shape and placed at the top-left, the rest padded with 0; the
+    ``"masks"`` output (``(B, H, W)`` uint8) is 1 on the sample's pixels.
+    Every sample comes once an epoch: each bucket's last short batch is kept
+    (or dropped with ``drop_last=True``), so ``len()`` is exact up front; a
+    batch of ``indices`` says which sample each row is, and
+    :func:`stokehold.reorder` puts ``predict`` rows back in sample order.
+    See ``docs/buckets.md``.
+
     A sample that cannot be read or decoded fails its batch with a
     :class:`stokehold.SampleError`; with ``on_error="skip"`` it is replaced
     by the next sample of the epoch's order that loads (at most 16 tries),
@@ -176,8 +238,11 @@ class Dataset:
         drop_last: bool = False,
         epoch: int = 0,
         on_error: str = "raise",
+        buckets: Optional[Union[int, Sequence[Tuple[int, int]]]] = None,
         size: Optional[Union[int, Tuple[int, int]]] = None,
         resize: Optional[str] = None,
+        max_size: Optional[int] = None,
+        multiple: Optional[int] = None,
         filter: Optional[str] = None,
         channels: Optional[int] = None,
         mean: Optional[Sequence[float]] = None,
@@ -192,7 +257,8 @@ class Dataset:
         _checks.choice("data_format", data_format, choices["data_format"])
         _checks.choice("shard", shard, choices["shard"])
         _checks.choice("on_error", on_error, choices["on_error"])
-        _check_outputs(outputs, one_hot)
+        n_buckets, bucket_shapes = _buckets(buckets)
+        _check_outputs(outputs, one_hot, buckets is not None)
         augment = dict(augment or {})
         unknown = set(augment) - {"hflip", "random_resized_crop"}
         if unknown:
@@ -209,15 +275,36 @@ class Dataset:
         self._source_path = None if isinstance(source, Manifest) else os.fspath(source)
         manifest = None
         if packed:
-            given = [n for n, v in (("size", size), ("resize", resize), ("filter", filter), ("channels", channels)) if v is not None]
+            given = [
+                n
+                for n, v in (
+                    ("size", size),
+                    ("resize", resize),
+                    ("filter", filter),
+                    ("channels", channels),
+                    ("max_size", max_size),
+                    ("multiple", multiple),
+                )
+                if v is not None
+            ]
             if given:
                 raise InvalidArgumentError(
                     f"{', '.join(given)}: a packed file already has its shape and resize policy; "
                     "these apply to a manifest decoded just in time (pack again to change them)"
                 )
         else:
-            if size is None:
-                raise InvalidArgumentError("size: a manifest source is decoded just in time: give size=(height, width)")
+            if resize == "fit":
+                if size is not None:
+                    raise InvalidArgumentError(
+                        "size: resize='fit' keeps each image's own shape (longer side at most max_size); give max_size="
+                    )
+            elif size is None:
+                raise InvalidArgumentError(
+                    "size: a manifest source is decoded just in time: give size=(height, width), or resize='fit' "
+                    "with max_size= (and buckets=)"
+                )
+            elif max_size is not None or multiple is not None:
+                raise InvalidArgumentError("max_size, multiple: these belong to resize='fit'")
             if normalize and dtype == "float32" and (mean is None or std is None):
                 raise InvalidArgumentError(
                     "mean, std: a manifest source has no statistics: give mean= and std= (0-255 scale, e.g. from"
@@ -234,6 +321,10 @@ class Dataset:
             packed=self._source_path if packed else None,
             manifest=None if manifest is None else manifest._inner,
             size=None if size is None else _checks.size("size", size),
+            max_size=_checks.integer("max_size", 512 if max_size is None else max_size, 1, 16384),
+            multiple=_checks.integer("multiple", 1 if multiple is None else multiple, 1, 4096),
+            buckets=n_buckets,
+            bucket_shapes=bucket_shapes,
             resize=_checks.choice("resize", resize or "stretch", choices["resize"]),
             filter=_checks.choice("filter", filter or "bilinear", choices["filter"]),
             channels=3 if channels is None else _checks.integer("channels", channels, 1, 3),
@@ -326,9 +417,28 @@ class Dataset:
         return self._native().classes
 
     @property
-    def image_shape(self) -> Tuple[int, int, int]:
-        """``(height, width, channels)`` of every image."""
-        return self._native().image_shape
+    def image_shape(self) -> Tuple[Optional[int], Optional[int], int]:
+        """``(height, width, channels)`` of every image; height and width are
+        None when the images differ in shape (``buckets=``): a Keras model
+        takes ``keras.Input(shape=ds.image_shape)``."""
+        h, w, c = self._native().image_shape
+        return (h or None, w or None, c)
+
+    @property
+    def bucket_shapes(self) -> Optional[List[Tuple[int, int]]]:
+        """With ``buckets=``: the ``(height, width)`` of each bucket."""
+        return self._native().bucket_shapes
+
+    def indices(self, epoch: Optional[int] = None) -> Any:
+        """The sample index of each row of this rank's batches of ``epoch``
+        (default: the current one), in batch order, without reading any
+        pixels: what ``predict`` rows are, for :func:`stokehold.reorder`.
+        (Under ``on_error="skip"`` a replaced sample's row is its
+        replacement's; the ``"indices"`` output tells.)"""
+        loader = self._native()
+        if epoch is None:
+            epoch = loader.state()[0]
+        return loader.epoch_indices(_checks.integer("epoch", epoch, 0))
 
     @property
     def mean(self) -> Optional[List[float]]:
@@ -446,7 +556,8 @@ class Dataset:
         whole job (every rank, in lockstep) has consumed, so any one rank's
         state restores the job on any number of ranks or with another batch
         size: the rest of the epoch is then delivered exactly once across
-        the new ranks (see ``docs/scale.md``).
+        the new ranks (see ``docs/scale.md``). With ``buckets=`` it counts
+        the epoch's batches, and the batch size must stay the same.
         """
         loader = self._native()
         epoch, next_batch, seed, _ = loader.state()
@@ -485,8 +596,9 @@ class Dataset:
                     " the state was saved for other data or another order"
                 )
         epoch = _checks.integer("state['epoch']", state.get("epoch"), 0, 2**63 - 1)
-        position = _checks.integer("state['position']", state.get("position"), 0, mine["num_samples"])
-        if position >= mine["num_samples"]:
+        positions = int(self._native().positions_per_epoch())
+        position = _checks.integer("state['position']", state.get("position"), 0, positions)
+        if position >= positions:
             epoch, position = epoch + 1, 0
         self._native().resume(epoch, position)
         self._epoch = epoch

@@ -66,6 +66,8 @@ def pack(
     shard_size: Optional[Union[int, str]] = None,
     samples_per_shard: Optional[int] = None,
     part: Optional[Tuple[int, int]] = None,
+    max_size: int = 512,
+    multiple: int = 1,
 ) -> PackReport:
     """Decodes, resizes and writes a dataset into one HDF5 file at ``out``, or
     into a directory of shards.
@@ -85,8 +87,12 @@ def pack(
 
     - ``resize``: ``"stretch"`` (fill the size), ``"letterbox"`` (keep the
       aspect, centre, pad with ``fill``), ``"crop"`` (shorter side to size,
-      centre crop). Boxes go through the same transform, are clipped, and
-      are dropped (and reported) when nothing is left of them.
+      centre crop), ``"fit"`` (keep the aspect and each image's own shape:
+      the longer side at most ``max_size``, never enlarged, both sides
+      rounded to a multiple of ``multiple``; ``size`` is not used; read it
+      with ``Dataset(..., buckets=...)``). Boxes go through the same
+      transform, are clipped, and are dropped (and reported) when nothing is
+      left of them.
     - ``filter``: ``"bilinear"`` (default), ``"nearest"``, ``"area"``,
       ``"lanczos"``; downscaling is antialiased.
     - ``channels``: 3 (RGB) or 1 (gray). EXIF orientation is applied; boxes
@@ -110,6 +116,8 @@ def pack(
     filter = _checks.choice("filter", filter, _native.CHOICES["filter"])
     storage = _checks.choice("storage", storage, _native.CHOICES["storage"])
     hw = _checks.size("size", size)
+    max_size = _checks.integer("max_size", max_size, 1, 16384)
+    multiple = _checks.integer("multiple", multiple, 1, max_size)
     if channels not in (1, 3) or isinstance(channels, bool):
         raise InvalidArgumentError(f"channels must be 1 or 3, got {channels!r}")
     quality = _checks.integer("quality", quality, 1, 100)
@@ -155,6 +163,8 @@ def pack(
                 per_shard,
                 part,
                 callback,
+                max_size,
+                multiple,
             )
 
 

@@ -50,6 +50,14 @@ def test_detection_boxes(tmp_path: Path) -> None:
     assert "boxes (8, " in stdout and (tmp_path / "boxes-preview.png").exists()
 
 
+def test_fcn_buckets(tmp_path: Path) -> None:
+    stdout = run("fcn_buckets.py", ["--data", str(tmp_path), "--n", "240", "--epochs", "1"], tmp_path)
+    pad = re.search(r"padding: ([0-9.]+)% of the batches' pixels with buckets, ([0-9.]+)% letterboxed", stdout)
+    assert pad and float(pad.group(1)) < float(pad.group(2)), stdout
+    match = re.search(r"validation accuracy: ([0-9.]+) \(evaluate\), ([0-9.]+) \(predict", stdout)
+    assert match and match.group(1) == match.group(2), "predict rows, reordered, are the samples evaluate saw"
+
+
 def test_index_tour(shapes: Path, tmp_path: Path) -> None:
     stdout = run("index_tour.py", [str(shapes)], tmp_path)
     assert "split:" in stdout

@@ -23,9 +23,15 @@ from conftest import SHAPES_N
 STOKEHOLD = str(Path(sys.executable).parent / "stokehold")
 
 
-def reference(path: str, size: Tuple[int, int], policy: str, channels: int = 3, fill: int = 0) -> np.ndarray:
-    """An independent decode + resize with Pillow, same geometry."""
+def reference(
+    path: str, size: Tuple[int, int], policy: str, channels: int = 3, fill: int = 0, draft: bool = False
+) -> np.ndarray:
+    """An independent decode + resize with Pillow, same geometry; with
+    ``draft``, a JPEG decoded at a DCT scale first, as
+    ``Image.draft(mode, (width, height))`` of the output does."""
     with Image.open(path) as im:
+        if draft:
+            im.draft(im.mode, (size[1], size[0]))
         im = ImageOps.exif_transpose(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
@@ -118,6 +124,15 @@ def test_h5py_reads_every_field(packed: Tuple[Path, stokehold.PackReport], shape
             assert list(f["box_labels"][offsets[i] : offsets[i + 1]]) == [b.label for b in s.boxes]
 
 
+def quality_bound(path: str, size: Tuple[int, int], policy: str, ref: np.ndarray, fill: int = 0) -> float:
+    """What a sample's mean absolute difference from the full-size reference
+    may be: 2 levels (resamplers differ), or, for a JPEG decoded at a DCT
+    scale, what Pillow's ``draft`` is off the same reference (plus 0.1: at
+    the same DCT scale the two resamplers still differ by a hair)."""
+    drafted = reference(path, size, policy, fill=fill, draft=True).astype(np.int16)
+    return max(2.0, float(np.abs(drafted - ref).mean()) + 0.1)
+
+
 def test_pixels_match_an_independent_decode(packed: Tuple[Path, stokehold.PackReport]) -> None:
     path, _ = packed
     with h5py.File(path, "r") as f:
@@ -125,8 +140,8 @@ def test_pixels_match_an_independent_decode(packed: Tuple[Path, stokehold.PackRe
         for i in range(0, SHAPES_N, 7):
             ours = f["images"][i].astype(np.int16)
             ref = reference(paths[i], (96, 128), "stretch").astype(np.int16)
-            diff = np.abs(ours - ref)
-            assert diff.mean() < 2.0, f"sample {i}: mean abs difference {diff.mean():.2f}"
+            diff = np.abs(ours - ref).mean()
+            assert diff < quality_bound(paths[i], (96, 128), "stretch", ref), f"sample {i}: mean abs difference {diff:.2f}"
 
 
 def test_statistics_match_numpy(packed: Tuple[Path, stokehold.PackReport]) -> None:
@@ -152,7 +167,8 @@ def test_each_resize_policy_geometry_and_boxes(shapes: Path, tmp_path: Path, pol
         for s in subset:
             i = paths.index(s.path)
             ref = reference(s.path, (64, 80), policy, fill=17).astype(np.int16)
-            assert np.abs(f["images"][i].astype(np.int16) - ref).mean() < 2.0, (policy, s.path)
+            bound = quality_bound(s.path, (64, 80), policy, ref, fill=17)
+            assert np.abs(f["images"][i].astype(np.int16) - ref).mean() < bound, (policy, s.path)
             want = []
             for b in s.boxes:
                 e = expected_boxes(b.bbox, (s.width, s.height), (64, 80), policy)

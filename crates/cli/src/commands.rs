@@ -152,9 +152,15 @@ struct PackArgs {
     /// Output size, HEIGHTxWIDTH (or one number for a square).
     #[arg(long, default_value = "224x224", value_parser = parse_size)]
     size: (u32, u32),
-    /// How images are fitted to the size.
+    /// How images are fitted to the size (`fit`: keep each image's aspect and own shape, see --max-size).
     #[arg(long, default_value = "stretch", value_parser = choice::<ResizePolicy>())]
     resize: ResizePolicy,
+    /// With --resize fit: the longer side at most this many pixels (images are never enlarged).
+    #[arg(long, default_value_t = 512)]
+    max_size: u32,
+    /// With --resize fit: round both sides to a multiple of this (e.g. 32 for a network's strides).
+    #[arg(long, default_value_t = 1)]
+    multiple: u32,
     /// Resampling filter (antialiased when downscaling).
     #[arg(long, default_value = "bilinear", value_parser = choice::<Filter>())]
     filter: Filter,

@@ -101,6 +101,85 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<turbojpeg::Decompressor>> = const { RefCell::new(None) };
 }
 
+/// What a JPEG's header says: stored size, EXIF orientation, and whether
+/// it can be scaled in the DCT domain (lossless JPEGs cannot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegInfo {
+    /// Stored width.
+    pub width: u32,
+    /// Stored height.
+    pub height: u32,
+    /// EXIF orientation, 1 to 8.
+    pub orientation: u8,
+    /// Whether DCT scaling applies.
+    pub scalable: bool,
+}
+
+impl JpegInfo {
+    /// `(width, height)` as displayed.
+    pub fn displayed(&self) -> (u32, u32) {
+        if crate::header::swaps_axes(self.orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// The header of a JPEG (`None` when `bytes` are not a JPEG), read without
+/// decoding: the size from libjpeg-turbo, the orientation from the markers.
+pub fn jpeg_info(bytes: &[u8]) -> Option<JpegInfo> {
+    if !is_jpeg(bytes) {
+        return None;
+    }
+    let header = turbojpeg::read_header(bytes).ok()?;
+    let markers = crate::header::jpeg_markers(&mut Cursor::new(bytes)).unwrap_or_default();
+    Some(JpegInfo {
+        width: u32::try_from(header.width).ok()?,
+        height: u32::try_from(header.height).ok()?,
+        orientation: markers.orientation,
+        scalable: !header.is_lossless,
+    })
+}
+
+/// The DCT scales libjpeg-turbo decodes at, as `eighths`: 1/8, 1/4, 1/2, 1.
+pub const JPEG_SCALES: [u32; 4] = [1, 2, 4, 8];
+
+/// The smallest DCT scale (in eighths) that is at least `factor`: decoding
+/// at it gives at least `factor` × the pixels on both axes.
+pub fn jpeg_scale_for(factor: f64) -> u32 {
+    JPEG_SCALES
+        .into_iter()
+        .find(|&e| f64::from(e) / 8.0 >= factor)
+        .unwrap_or(8)
+}
+
+/// Decodes a JPEG at `eighths`/8 of its size in the DCT domain (8: full
+/// size), orientation applied; other images (or a lossless JPEG) at full
+/// size. Returns the pixels and the full size as displayed.
+pub fn decode_scaled(
+    bytes: &[u8],
+    options: &DecodeOptions,
+    eighths: u32,
+) -> Result<(Pixels, (u32, u32)), Error> {
+    if !is_jpeg(bytes) {
+        let px = decode(bytes, options)?;
+        let size = (px.width, px.height);
+        return Ok((px, size));
+    }
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                turbojpeg::Decompressor::new()
+                    .map_err(|e| Error::Decode(format!("cannot start the JPEG decoder: {e}")))?,
+            );
+        }
+        let d = slot.as_mut().expect("set above");
+        decode_jpeg_at(d, bytes, options, eighths)
+    })
+}
+
 fn decode_jpeg(bytes: &[u8], options: &DecodeOptions) -> Result<Pixels, Error> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -111,7 +190,7 @@ fn decode_jpeg(bytes: &[u8], options: &DecodeOptions) -> Result<Pixels, Error> {
             );
         }
         let d = slot.as_mut().expect("set above");
-        decode_jpeg_with(d, bytes, options)
+        decode_jpeg_at(d, bytes, options, 8).map(|(px, _)| px)
     })
 }
 
@@ -123,22 +202,35 @@ fn jpeg_error(e: turbojpeg::Error) -> Error {
     Error::Decode(format!("corrupt or truncated JPEG: {}", text.trim()))
 }
 
-fn decode_jpeg_with(
+fn decode_jpeg_at(
     d: &mut turbojpeg::Decompressor,
     bytes: &[u8],
     options: &DecodeOptions,
-) -> Result<Pixels, Error> {
+    eighths: u32,
+) -> Result<(Pixels, (u32, u32)), Error> {
     use turbojpeg::{Colorspace, PixelFormat};
     let header = d.read_header(bytes).map_err(jpeg_error)?;
+    // The guard is on the full size the header claims, whatever the scale.
     check_size(
         header.width as u64,
         header.height as u64,
         options.max_pixels,
     )?;
-    d.set_scaling_factor(turbojpeg::ScalingFactor::ONE)
-        .map_err(jpeg_error)?;
+    let eighths = if header.is_lossless {
+        8
+    } else {
+        eighths.clamp(1, 8)
+    };
+    let factor = turbojpeg::ScalingFactor::new(eighths as usize, 8);
+    d.set_scaling_factor(factor).map_err(jpeg_error)?;
     let markers = crate::header::jpeg_markers(&mut Cursor::new(bytes)).unwrap_or_default();
-    let (w, h) = (header.width, header.height);
+    let full = if crate::header::swaps_axes(markers.orientation) {
+        (header.height as u32, header.width as u32)
+    } else {
+        (header.width as u32, header.height as u32)
+    };
+    let scaled = header.scaled(factor);
+    let (w, h) = (scaled.width, scaled.height);
     let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
     let gray_source = header.colorspace == Colorspace::Gray;
     let format = if cmyk {
@@ -188,7 +280,7 @@ fn decode_jpeg_with(
         channels,
         data,
     };
-    Ok(match (pixels.channels, options.channels) {
+    let pixels = match (pixels.channels, options.channels) {
         (1, 3) => Pixels {
             data: pixels.data.iter().flat_map(|&v| [v, v, v]).collect(),
             channels: 3,
@@ -200,7 +292,8 @@ fn decode_jpeg_with(
             ..pixels
         },
         _ => pixels,
-    })
+    };
+    Ok((pixels, full))
 }
 
 /// CMYK (as libjpeg hands it over, YCCK already converted) to RGB with

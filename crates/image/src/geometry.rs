@@ -22,6 +22,30 @@ pub enum ResizePolicy {
     Letterbox,
     /// Keep the aspect: scale the shorter side to the output, centre-crop the rest.
     Crop,
+    /// Keep the aspect and the sample's own shape: the longer side at most
+    /// a maximum (see [`fit_size`]); samples of one dataset differ in shape.
+    Fit,
+}
+
+/// The output size of the `fit` policy for a `src_w × src_h` image: the
+/// aspect kept, the longer side at most `max_size` (never enlarged), then
+/// each side rounded to the nearest multiple of `multiple` (at least one
+/// multiple, at most `max_size` rounded down to one) by a slight resize.
+/// Returns `(width, height)`.
+pub fn fit_size(src_w: u32, src_h: u32, max_size: u32, multiple: u32) -> (u32, u32) {
+    let (sw, sh) = (f64::from(src_w.max(1)), f64::from(src_h.max(1)));
+    let scale = (f64::from(max_size) / sw.max(sh)).min(1.0);
+    let m = multiple.max(1);
+    let top = (max_size / m).max(1) * m;
+    let round = |v: f64| -> u32 {
+        let v = v.round().max(1.0) as u32;
+        if m == 1 {
+            v.min(max_size.max(1))
+        } else {
+            (((v + m / 2) / m).max(1) * m).min(top)
+        }
+    };
+    (round(sw * scale), round(sh * scale))
 }
 
 impl ResizePolicy {
@@ -58,7 +82,9 @@ impl Geometry {
         let full_src = [0.0, 0.0, sw, sh];
         let full_dst = [0, 0, out_w, out_h];
         let (src, dst) = match policy {
-            ResizePolicy::Stretch => (full_src, full_dst),
+            // Fit: the caller sized the output with `fit_size`, so the whole
+            // image fills it (an aspect change of at most a rounding).
+            ResizePolicy::Stretch | ResizePolicy::Fit => (full_src, full_dst),
             ResizePolicy::Letterbox => {
                 let scale = (ow / sw).min(oh / sh);
                 let w = ((sw * scale).round() as u32).clamp(1, out_w);
@@ -152,11 +178,30 @@ mod tests {
     }
 
     #[test]
+    fn fit_keeps_the_aspect_under_a_maximum_and_rounds_to_multiples() {
+        assert_eq!(fit_size(4000, 3000, 512, 1), (512, 384));
+        assert_eq!(fit_size(300, 200, 512, 1), (300, 200), "never enlarged");
+        assert_eq!(fit_size(4000, 3000, 512, 32), (512, 384));
+        assert_eq!(fit_size(1000, 333, 512, 32), (512, 160), "170.5 → 160");
+        assert_eq!(
+            fit_size(100, 5000, 512, 32),
+            (32, 512),
+            "at least one multiple"
+        );
+        assert_eq!(
+            fit_size(500, 500, 500, 32),
+            (480, 480),
+            "at most the largest multiple under max_size"
+        );
+    }
+
+    #[test]
     fn policy_names_round_trip() {
         for p in [
             ResizePolicy::Stretch,
             ResizePolicy::Letterbox,
             ResizePolicy::Crop,
+            ResizePolicy::Fit,
         ] {
             assert_eq!(p.as_str().parse::<ResizePolicy>().unwrap(), p);
         }

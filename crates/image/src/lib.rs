@@ -34,10 +34,15 @@ pub mod header;
 mod prepare;
 mod resize;
 
-pub use decode::{decode, DecodeOptions};
+pub use decode::{
+    decode, decode_scaled, jpeg_info, jpeg_scale_for, DecodeOptions, JpegInfo, JPEG_SCALES,
+};
 pub use encode::{encode, Codec};
-pub use geometry::{Geometry, ResizePolicy};
-pub use prepare::{prepare, prepare_into, resize_with_thread_resizer, Prepare, Prepared};
+pub use geometry::{fit_size, Geometry, ResizePolicy};
+pub use prepare::{
+    jpeg_eighths, prepare, prepare_into, prepare_window, resize_with_thread_resizer, scale_needed,
+    Prepare, Prepared, DECODE_MARGIN,
+};
 pub use resize::{Filter, Resizer};
 
 /// An 8-bit image in row-major, channel-interleaved order.

@@ -150,6 +150,7 @@ fn main() {
         resize: ResizePolicy::Stretch,
         filter: Filter::Bilinear,
         fill: 0,
+        ..Prepare::default()
     };
     let t = Instant::now();
     for s in &m.samples {

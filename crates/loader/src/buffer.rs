@@ -56,14 +56,22 @@ impl<T: Pod> Pool<T> {
     /// overwrites all of them), or `None` when the memory cannot be had (a
     /// failed allocation is an error for the caller, not an abort).
     pub fn take(&self, len: usize) -> Option<Buffer<T>> {
-        let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
-        let mut blocks = recycled.unwrap_or_default();
         let needed = len
             .checked_mul(std::mem::size_of::<T>())?
             .div_ceil(std::mem::size_of::<Block>());
-        if blocks.len() != needed {
-            blocks = Vec::new();
-            blocks.try_reserve_exact(needed).ok()?;
+        // Batches of several shapes (buckets) share the pool: the smallest
+        // free buffer that holds this one, else the largest, grown. Only
+        // `len` elements are ever seen, so a bigger buffer serves as is.
+        let recycled = self.free.lock().ok().and_then(|mut free| {
+            let fits = (0..free.len())
+                .filter(|&i| free[i].len() >= needed)
+                .min_by_key(|&i| free[i].len());
+            let pick = fits.or_else(|| (0..free.len()).max_by_key(|&i| free[i].len()))?;
+            Some(free.swap_remove(pick))
+        });
+        let mut blocks = recycled.unwrap_or_default();
+        if blocks.len() < needed {
+            blocks.try_reserve_exact(needed - blocks.len()).ok()?;
             blocks.resize(needed, Block::zeroed());
         }
         Some(Buffer {
@@ -163,5 +171,25 @@ mod tests {
         let copy = Buffer::from_slice(&[1u8, 2, 3]);
         assert_eq!(&copy[..], &[1, 2, 3]);
         assert_eq!(copy.clone(), copy);
+    }
+
+    /// Batches of several shapes (buckets) reuse the pool's memory instead
+    /// of allocating (and faulting in) a new buffer whenever the size
+    /// changes; the pool keeps as many buffers as were out at once.
+    #[test]
+    fn buffers_of_other_sizes_are_reused() {
+        let pool = Pool::<f32>::default();
+        let (big, small) = (pool.take(4000).unwrap(), pool.take(1000).unwrap());
+        let (pb, ps) = (big.as_ptr(), small.as_ptr());
+        drop((big, small));
+        let a = pool.take(900).unwrap();
+        assert_eq!(a.as_ptr(), ps, "the smallest that fits");
+        assert_eq!(a.len(), 900);
+        let b = pool.take(3000).unwrap();
+        assert_eq!(b.as_ptr(), pb);
+        drop((a, b));
+        let c = pool.take(5000).unwrap();
+        assert_eq!(c.len(), 5000, "the largest, grown");
+        assert_eq!(pool.free.lock().unwrap().len(), 1);
     }
 }

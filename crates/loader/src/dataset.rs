@@ -3,9 +3,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
+use crate::buckets::{rank_batch, rank_batch_count, BucketSet, Buckets};
 use crate::buffer::{Buffer, Pool};
 use crate::plan::{permutation, splitmix64, Plan, Rng, Shard};
-use crate::source::Source;
+use crate::source::{SampleData, Source};
 use crate::transform::{normalize, to_chw, Augment};
 use crate::{Error, Sequence};
 
@@ -137,6 +138,9 @@ pub struct DatasetOptions {
     pub max_boxes: Option<usize>,
     /// What to do with a sample that cannot be loaded.
     pub on_error: OnError,
+    /// Batches of one shape each from samples of many (aspect-ratio
+    /// buckets; see [`crate::BucketSet`]); each batch then has `masks`.
+    pub buckets: Option<Buckets>,
 }
 
 impl Default for DatasetOptions {
@@ -158,6 +162,7 @@ impl Default for DatasetOptions {
             one_hot: false,
             max_boxes: None,
             on_error: OnError::Raise,
+            buckets: None,
         }
     }
 }
@@ -197,6 +202,8 @@ pub struct Batch {
     pub max_boxes: usize,
     /// `(B,)` index of each sample in the source.
     pub sample_indices: Vec<i64>,
+    /// With buckets, `(B, H, W)`: 1 on a sample's pixels, 0 on padding.
+    pub masks: Option<Vec<u8>>,
 }
 
 /// Fixed-shape batches from a [`Source`]: the [`Sequence`] the Python
@@ -216,7 +223,13 @@ pub struct Dataset<S: Source> {
     u8_pool: Pool<u8>,
     /// Samples skipped under [`OnError::Skip`], and how many in all.
     skipped: Mutex<(Vec<Skipped>, u64)>,
+    /// With buckets: the shapes and each sample's bucket.
+    buckets: Option<BucketSet>,
+    /// With buckets: the last epochs' lists of batches (bucket, samples).
+    bucket_batches: Mutex<Vec<(u64, EpochBatches)>>,
 }
+
+type EpochBatches = Arc<Vec<(u16, Vec<usize>)>>;
 
 impl<S: Source> std::fmt::Debug for Dataset<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,7 +241,8 @@ impl<S: Source> std::fmt::Debug for Dataset<S> {
 }
 
 thread_local! {
-    // Per worker: the sample being built and the augmentation scratch.
+    // Per worker: the sample being built; with buckets, the sample at its
+    // size inside the bucket.
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -253,11 +267,26 @@ impl<S: Source> Dataset<S> {
         }
         options.augment.check()?;
         let [h, w, c] = source.image_shape();
-        if h == 0 || w == 0 {
-            return bad(
-                "the samples of this source have varying shapes; a batch needs one shape".into(),
-            );
-        }
+        let buckets = match &options.buckets {
+            Some(spec) => {
+                if options.augment.random_resized_crop.is_some() {
+                    return bad("augment random_resized_crop does not combine with buckets: a crop is resized to one fixed size".into());
+                }
+                let sizes: Vec<[usize; 2]> = (0..source.len())
+                    .map(|i| {
+                        let [h, w, _] = source.sample_shape(i);
+                        [h, w]
+                    })
+                    .collect();
+                Some(BucketSet::new(&sizes, spec).map_err(Error::InvalidArgument)?)
+            }
+            None if h == 0 || w == 0 => {
+                return bad(
+                    "the samples of this source have varying shapes and a batch needs one: give buckets= (aspect-ratio buckets)".into(),
+                );
+            }
+            None => None,
+        };
         let (mut scale, mut bias) = (vec![1.0f32; c], vec![0.0f32; c]);
         if options.dtype == Dtype::F32 && options.normalize {
             let stats = source.stats();
@@ -317,7 +346,61 @@ impl<S: Source> Dataset<S> {
             f32_pool: Pool::default(),
             u8_pool: Pool::default(),
             skipped: Mutex::new((Vec::new(), 0)),
+            buckets,
+            bucket_batches: Mutex::new(Vec::new()),
         })
+    }
+
+    /// With buckets: the `(height, width)` of each bucket.
+    pub fn bucket_shapes(&self) -> Option<&[[usize; 2]]> {
+        self.buckets.as_ref().map(|b| b.shapes.as_slice())
+    }
+
+    /// With buckets: epoch `epoch`'s batches over all ranks, each a bucket
+    /// and its samples (see [`BucketSet::epoch_batches`]).
+    fn epoch_batches(&self, set: &BucketSet, epoch: u64) -> EpochBatches {
+        let mut cache = self
+            .bucket_batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, b)) = cache.iter().find(|(e, _)| *e == epoch) {
+            return Arc::clone(b);
+        }
+        let order = self.order(epoch);
+        let o = &self.options;
+        let batches = Arc::new(set.epoch_batches(&order, o.batch_size, o.drop_last));
+        if cache.len() >= 2 {
+            cache.remove(0);
+        }
+        cache.push((epoch, Arc::clone(&batches)));
+        batches
+    }
+
+    /// Where epoch `epoch` resumes (0 unless [`Dataset::resume_at`] said).
+    fn start(&self, epoch: u64) -> usize {
+        match *self.resume.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((e, start)) if e == epoch => start,
+            _ => 0,
+        }
+    }
+
+    /// Positions of an epoch: its samples, or with buckets its batches
+    /// (what [`Dataset::resume_at`] and [`Dataset::consumed`] count).
+    pub fn positions_per_epoch(&self) -> usize {
+        match &self.buckets {
+            Some(set) => set.total_batches(self.options.batch_size, self.options.drop_last),
+            None => self.source.len(),
+        }
+    }
+
+    fn bucket_len(&self, set: &BucketSet, start: usize) -> usize {
+        let o = &self.options;
+        rank_batch_count(
+            set.total_batches(o.batch_size, o.drop_last),
+            o.world_size,
+            o.shard,
+            start,
+        )
     }
 
     /// Samples skipped under [`OnError::Skip`] (the most recent
@@ -352,7 +435,13 @@ impl<S: Source> Dataset<S> {
 
     /// Bytes of the pixels of one full batch.
     pub fn batch_bytes(&self) -> u64 {
-        let [h, w, c] = self.source.image_shape();
+        let [mut h, mut w, c] = self.source.image_shape();
+        if let Some(set) = &self.buckets {
+            [h, w] = set.shapes.iter().fold(
+                [0, 0],
+                |m, s| if s[0] * s[1] > m[0] * m[1] { *s } else { m },
+            );
+        }
         let elem = match self.options.dtype {
             Dtype::F32 => 4,
             Dtype::U8 => 1,
@@ -364,7 +453,20 @@ impl<S: Source> Dataset<S> {
 
     /// Samples in this rank's share of a whole epoch.
     pub fn samples_per_epoch(&self) -> usize {
-        self.plan_from(0).per_rank()
+        match &self.buckets {
+            Some(set) => {
+                let o = &self.options;
+                let batches = self.epoch_batches(set, 0);
+                (0..self.bucket_len(set, 0))
+                    .map(|k| {
+                        batches[rank_batch(batches.len(), o.world_size, o.rank, 0, k)]
+                            .1
+                            .len()
+                    })
+                    .sum()
+            }
+            None => self.plan_from(0).per_rank(),
+        }
     }
 
     fn plan_from(&self, start: usize) -> Plan {
@@ -381,23 +483,26 @@ impl<S: Source> Dataset<S> {
     }
 
     /// How this rank cuts epoch `epoch` into batches (see [`Plan`]).
+    /// (Without buckets: they cut an epoch's list of batches, see
+    /// [`crate::BucketSet`].)
     pub fn plan(&self, epoch: u64) -> Plan {
-        let resume = *self.resume.lock().unwrap_or_else(|e| e.into_inner());
-        let start = match resume {
-            Some((e, start)) if e == epoch => start,
-            _ => 0,
-        };
-        self.plan_from(start)
+        self.plan_from(self.start(epoch))
     }
 
     /// Makes epoch `epoch` start at `position` of its global order (the
     /// samples before it were consumed by the whole job, on whatever number
     /// of ranks); other epochs start at 0.
+    /// With buckets, `position` counts batches of the epoch's list.
     pub fn resume_at(&self, epoch: u64, position: usize) -> Result<(), Error> {
-        if position > self.source.len() {
+        let n = self.positions_per_epoch();
+        if position > n {
+            let unit = if self.buckets.is_some() {
+                "batches"
+            } else {
+                "samples"
+            };
             return Err(Error::InvalidArgument(format!(
-                "position {position} is past the {} samples of an epoch",
-                self.source.len()
+                "position {position} is past the {n} {unit} of an epoch"
             )));
         }
         *self.resume.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -407,16 +512,31 @@ impl<S: Source> Dataset<S> {
 
     /// Samples of epoch `epoch`'s order consumed by the whole job once every
     /// rank has read `batches` of it.
+    /// (With buckets: batches of the epoch's list.)
     pub fn consumed(&self, epoch: u64, batches: usize) -> usize {
-        self.plan(epoch).consumed(batches)
+        match &self.buckets {
+            Some(set) => {
+                let o = &self.options;
+                let total = set.total_batches(o.batch_size, o.drop_last);
+                (self.start(epoch) + batches * o.world_size).min(total)
+            }
+            None => self.plan(epoch).consumed(batches),
+        }
     }
 
     /// What decides the epochs' global orders: the data, `shuffle` and the
     /// seed. A position-based state ([`Dataset::resume_at`]) restores into
     /// any dataset with the same order, whatever its ranks or batch size.
+    /// With buckets the batch size and `drop_last` count too (they decide
+    /// the list of batches that positions count), and the bucket shapes.
     pub fn order_fingerprint(&self) -> u64 {
         let o = &self.options;
-        [u64::from(o.shuffle), o.seed]
+        let mut parts = vec![u64::from(o.shuffle), o.seed];
+        if let Some(set) = &self.buckets {
+            parts.extend([o.batch_size as u64, u64::from(o.drop_last)]);
+            parts.extend(set.shapes.iter().flat_map(|s| [s[0] as u64, s[1] as u64]));
+        }
+        parts
             .into_iter()
             .fold(self.source.fingerprint(), |acc, v| splitmix64(acc ^ v))
     }
@@ -438,6 +558,18 @@ impl<S: Source> Dataset<S> {
 
     /// The sample indices of batch `index` of `epoch` for this rank.
     pub fn batch_samples(&self, epoch: u64, index: usize) -> Vec<usize> {
+        if let Some(set) = &self.buckets {
+            let o = &self.options;
+            let batches = self.epoch_batches(set, epoch);
+            let k = rank_batch(
+                batches.len(),
+                o.world_size,
+                o.rank,
+                self.start(epoch),
+                index,
+            );
+            return batches.get(k).map(|b| b.1.clone()).unwrap_or_default();
+        }
         let order = self.order(epoch);
         let n = order.len().max(1);
         self.plan(epoch)
@@ -448,11 +580,52 @@ impl<S: Source> Dataset<S> {
 
     fn build(&self, epoch: u64, index: usize) -> Result<Batch, Error> {
         let order = self.order(epoch);
-        let positions = self.plan(epoch).positions(index);
-        let first_position = positions.start;
-        let indices: Vec<usize> = positions.map(|p| order[p % order.len().max(1)]).collect();
+        let c = self.source.image_shape()[2];
+        // The batch's samples, its shape, and where a failed sample's
+        // replacements come from: the epoch's order after it, or (with
+        // buckets) the members of its bucket after it.
+        let (indices, [h, w], members, first_position) = match &self.buckets {
+            Some(set) => {
+                let o = &self.options;
+                let batches = self.epoch_batches(set, epoch);
+                let k = rank_batch(
+                    batches.len(),
+                    o.world_size,
+                    o.rank,
+                    self.start(epoch),
+                    index,
+                );
+                let (bucket, samples) = batches.get(k).cloned().ok_or(Error::OutOfRange {
+                    index,
+                    len: self.bucket_len(set, self.start(epoch)),
+                })?;
+                let bucket = bucket as usize;
+                (samples, set.shapes[bucket], Some(&set.members[bucket]), 0)
+            }
+            None => {
+                let positions = self.plan(epoch).positions(index);
+                let first = positions.start;
+                let n = order.len().max(1);
+                let [h, w, _] = self.source.image_shape();
+                (
+                    positions.map(|p| order[p % n]).collect(),
+                    [h, w],
+                    None,
+                    first,
+                )
+            }
+        };
+        let candidates = |slot: usize, first: usize, attempt: usize| -> Option<usize> {
+            match members {
+                Some(m) => {
+                    let at = m.binary_search(&first).unwrap_or(0);
+                    (attempt < m.len()).then(|| m[(at + attempt) % m.len()])
+                }
+                None => (attempt < order.len())
+                    .then(|| order[(first_position + slot + attempt) % order.len()]),
+            }
+        };
         let b = indices.len();
-        let [h, w, c] = self.source.image_shape();
         let per = h * w * c;
         let chw = self.options.layout == Layout::Nchw;
         let too_big = || {
@@ -469,36 +642,73 @@ impl<S: Source> Dataset<S> {
             Dtype::F32 => Images::F32(self.f32_pool.take(total).ok_or_else(too_big)?),
             Dtype::U8 => Images::U8(self.u8_pool.take(total).ok_or_else(too_big)?),
         };
+        let mut masks = members.map(|_| vec![0u8; b * h * w]);
         let mut labels = Vec::with_capacity(b);
         let mut all_boxes = Vec::with_capacity(b);
         let mut sample_indices = Vec::with_capacity(b);
         SCRATCH.with(|cell| -> Result<(), Error> {
-            let (pixels, scratch) = &mut *cell.borrow_mut();
-            pixels.resize(per, 0);
+            let (pixels, content) = &mut *cell.borrow_mut();
+            pixels.resize(if members.is_some() { 0 } else { per }, 0);
+            let augment = &self.options.augment;
+            let direct = matches!(images, Images::U8(_))
+                && !chw
+                && !augment.is_active()
+                && members.is_none();
             for (slot, &first) in indices.iter().enumerate() {
-                let direct =
-                    matches!(images, Images::U8(_)) && !chw && !self.options.augment.is_active();
-                let position = first_position + slot;
                 let mut attempt = 0;
-                let (sample, mut data) = loop {
+                let (sample, mut data, mut rng) = loop {
                     let sample = if attempt == 0 {
                         first
                     } else {
-                        order[(position + attempt) % order.len()]
+                        candidates(slot, first, attempt).unwrap_or(first)
                     };
-                    let loaded = match &mut images {
-                        // Raw uint8, channels last, no augmentation: read straight into the batch.
-                        Images::U8(buf) if direct => self
+                    // Augmentations draw from a stream keyed by (seed, epoch, sample).
+                    let mut rng = Rng::keyed(&[self.options.seed, epoch, sample as u64]);
+                    let loaded = if members.is_some() {
+                        let [ch, cw] = self.fitted_size(sample, [h, w]);
+                        let n = ch * cw * c;
+                        let out = match &mut images {
+                            // As wide as the bucket, uint8, channels last:
+                            // its rows are the slot's first rows.
+                            Images::U8(buf) if !chw && cw == w => {
+                                &mut buf[slot * per..slot * per + n]
+                            }
+                            _ => {
+                                // Grown only: no memset for every size.
+                                if content.len() < n {
+                                    content.resize(n, 0);
+                                }
+                                &mut content[..n]
+                            }
+                        };
+                        self.load_fitted(sample, out, [ch, cw, c], &mut rng)
+                            .map(|d| (d, [ch, cw]))
+                    } else {
+                        let window = self
                             .source
-                            .load(sample, &mut buf[slot * per..(slot + 1) * per]),
-                        _ => self.source.load(sample, pixels),
+                            .size_of(sample)
+                            .and_then(|(sw, sh)| augment.crop_fraction(&mut rng, sw, sh));
+                        match (&mut images, window) {
+                            // Raw uint8, channels last, no augmentation: read straight into the batch.
+                            (Images::U8(buf), _) if direct => self
+                                .source
+                                .load(sample, &mut buf[slot * per..(slot + 1) * per])
+                                .map(|d| (d, [h, w])),
+                            // A random resized crop, cut by the source (from the
+                            // full-size image when it decodes).
+                            (_, Some(window)) => self
+                                .source
+                                .load_window(sample, pixels, window)
+                                .map(|d| (d, [h, w])),
+                            _ => self.source.load(sample, pixels).map(|d| (d, [h, w])),
+                        }
                     };
                     match loaded {
-                        Ok(data) => break (sample, data),
+                        Ok((data, content)) => break (sample, (data, content), rng),
                         Err(e)
                             if self.options.on_error == OnError::Skip
                                 && attempt < MAX_REPLACEMENTS
-                                && attempt + 1 < order.len() =>
+                                && candidates(slot, first, attempt + 1).is_some() =>
                         {
                             self.record_skip(epoch, sample, &e);
                             attempt += 1;
@@ -506,20 +716,56 @@ impl<S: Source> Dataset<S> {
                         Err(e) => return Err(e),
                     }
                 };
+                let (ref mut sample_data, [ch, cw]) = data;
                 sample_indices.push(sample as i64);
-                if self.options.augment.is_active() {
-                    let mut rng = Rng::keyed(&[self.options.seed, epoch, sample as u64]);
-                    let target: &mut [u8] = pixels;
-                    self.options.augment.apply(
-                        &mut rng,
-                        target,
-                        scratch,
-                        [h, w, c],
-                        &mut data.boxes,
-                        &mut data.box_labels,
-                    );
+                match &mut masks {
+                    // Bucketed: flipped (with its mask) before it was placed.
+                    Some(m) => {
+                        for row in m[slot * h * w..(slot + 1) * h * w]
+                            .chunks_exact_mut(w)
+                            .take(ch)
+                        {
+                            row[..cw].fill(1);
+                        }
+                    }
+                    None if !direct => {
+                        augment.flip(&mut rng, pixels, [h, w, c], &mut sample_data.boxes)
+                    }
+                    None => {}
+                }
+                let range = slot * per..(slot + 1) * per;
+                match (&mut images, members) {
+                    (Images::U8(buf), Some(_)) if !chw && cw == w => {
+                        buf[slot * per + ch * w * c..(slot + 1) * per].fill(0);
+                    }
+                    (Images::U8(buf), Some(_)) => {
+                        let out = Slot::U8(&mut buf[range]);
+                        place(
+                            &content[..ch * cw * c],
+                            [ch, cw],
+                            out,
+                            [h, w, c],
+                            chw,
+                            &self.scale,
+                            &self.bias,
+                        );
+                    }
+                    (Images::F32(buf), Some(_)) => {
+                        let out = Slot::F32(&mut buf[range]);
+                        place(
+                            &content[..ch * cw * c],
+                            [ch, cw],
+                            out,
+                            [h, w, c],
+                            chw,
+                            &self.scale,
+                            &self.bias,
+                        );
+                    }
+                    _ => {}
                 }
                 match &mut images {
+                    _ if members.is_some() => {}
                     Images::F32(buf) => normalize(
                         pixels,
                         &mut buf[slot * per..(slot + 1) * per],
@@ -536,6 +782,7 @@ impl<S: Source> Dataset<S> {
                     }
                     Images::U8(_) => {}
                 }
+                let data = std::mem::take(sample_data);
                 labels.push(data.label);
                 all_boxes.push((data.boxes, data.box_labels));
             }
@@ -579,19 +826,121 @@ impl<S: Source> Dataset<S> {
             box_counts,
             max_boxes,
             sample_indices,
+            masks,
         })
     }
+
+    /// With buckets: the `[height, width]` of sample `index` in the `[h, w]`
+    /// bucket: its own when it fits, else scaled down, its aspect kept, to
+    /// fit (never enlarged, never cropped).
+    fn fitted_size(&self, index: usize, [h, w]: [usize; 2]) -> [usize; 2] {
+        let [sh, sw, _] = self.source.sample_shape(index);
+        let scale = (h as f64 / sh.max(1) as f64)
+            .min(w as f64 / sw.max(1) as f64)
+            .min(1.0);
+        [
+            ((sh as f64 * scale).round() as usize).clamp(1, h),
+            ((sw as f64 * scale).round() as usize).clamp(1, w),
+        ]
+    }
+
+    /// With buckets: sample `index` at `[ch, cw]` (see
+    /// [`Dataset::fitted_size`]) into `out`, flipped when `hflip` draws so;
+    /// [`place`] then puts it at the bucket's top-left.
+    fn load_fitted(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        [ch, cw, c]: [usize; 3],
+        rng: &mut Rng,
+    ) -> Result<SampleData, Error> {
+        let mut data = self.source.load_resized(index, out, [ch, cw])?;
+        self.options
+            .augment
+            .flip(rng, out, [ch, cw, c], &mut data.boxes);
+        Ok(data)
+    }
+}
+
+/// Puts a `[ch, cw, c]` sample at the top-left of its `[h, w, c]` slot of a
+/// batch, in the batch's layout and element type; the rest is padding (0,
+/// or the normalized 0 for float32).
+fn place(
+    content: &[u8],
+    [ch, cw]: [usize; 2],
+    slot: Slot<'_>,
+    [h, w, c]: [usize; 3],
+    chw: bool,
+    scale: &[f32],
+    bias: &[f32],
+) {
+    match slot {
+        Slot::U8(out) if !chw => {
+            for (y, row) in out.chunks_exact_mut(w * c).enumerate() {
+                if y < ch {
+                    row[..cw * c].copy_from_slice(&content[y * cw * c..(y + 1) * cw * c]);
+                    row[cw * c..].fill(0);
+                } else {
+                    row.fill(0);
+                }
+            }
+        }
+        Slot::F32(out) if !chw => {
+            let pad: Vec<f32> = (0..w * c).map(|i| bias[i % c]).collect();
+            for (y, row) in out.chunks_exact_mut(w * c).enumerate() {
+                if y < ch {
+                    let src = &content[y * cw * c..(y + 1) * cw * c];
+                    normalize(src, &mut row[..cw * c], c, scale, bias, false);
+                    row[cw * c..].copy_from_slice(&pad[cw * c..]);
+                } else {
+                    row.copy_from_slice(&pad);
+                }
+            }
+        }
+        Slot::U8(out) => {
+            out.fill(0);
+            for (i, px) in content.chunks_exact(c).enumerate() {
+                let (y, x) = (i / cw, i % cw);
+                for (k, &v) in px.iter().enumerate() {
+                    out[(k * h + y) * w + x] = v;
+                }
+            }
+        }
+        Slot::F32(out) => {
+            for (k, plane) in out.chunks_exact_mut(h * w).enumerate() {
+                plane.fill(bias[k]);
+            }
+            for (i, px) in content.chunks_exact(c).enumerate() {
+                let (y, x) = (i / cw, i % cw);
+                for (k, &v) in px.iter().enumerate() {
+                    out[(k * h + y) * w + x] = f32::from(v) * scale[k] + bias[k];
+                }
+            }
+        }
+    }
+}
+
+/// One sample's part of a batch's pixels.
+enum Slot<'a> {
+    U8(&'a mut [u8]),
+    F32(&'a mut [f32]),
 }
 
 impl<S: Source + 'static> Sequence for Dataset<S> {
     type Batch = Batch;
 
     fn len(&self) -> usize {
-        self.plan_from(0).batches()
+        match &self.buckets {
+            Some(set) => self.bucket_len(set, 0),
+            None => self.plan_from(0).batches(),
+        }
     }
 
     fn len_of_epoch(&self, epoch: u64) -> usize {
-        self.plan(epoch).batches()
+        match &self.buckets {
+            Some(set) => self.bucket_len(set, self.start(epoch)),
+            None => self.plan(epoch).batches(),
+        }
     }
 
     fn batch(&self, epoch: u64, index: usize) -> Result<Batch, Error> {

@@ -29,6 +29,7 @@
 //! assert_eq!(loader.state().epoch, 1);
 //! ```
 
+mod buckets;
 mod buffer;
 mod dataset;
 mod engine;
@@ -36,6 +37,7 @@ mod plan;
 mod source;
 mod transform;
 
+pub use buckets::{BucketSet, Buckets};
 pub use buffer::Buffer;
 pub use dataset::{
     Batch, Dataset, DatasetOptions, Dtype, Images, Layout, OnError, Skipped, MAX_REPLACEMENTS,

@@ -4,7 +4,10 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use stokehold_core::{Limits, Manifest};
-use stokehold_image::{decode, prepare_into, DecodeOptions, Prepare};
+use stokehold_image::{
+    decode, fit_size, prepare_window, resize_with_thread_resizer, DecodeOptions, Filter, Geometry,
+    Pixels, Prepare, ResizePolicy,
+};
 use stokehold_store::{PackedDataset, Storage};
 
 use crate::Error;
@@ -28,8 +31,14 @@ pub trait Source: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// `[height, width, channels]` of every sample.
+    /// `[height, width, channels]` of every sample (height and width 0
+    /// when the samples differ in shape: see [`Source::sample_shape`]).
     fn image_shape(&self) -> [usize; 3];
+    /// `[height, width, channels]` of sample `index` as [`Source::load`]
+    /// writes it.
+    fn sample_shape(&self, _index: usize) -> [usize; 3] {
+        self.image_shape()
+    }
     /// Class names.
     fn classes(&self) -> &[String];
     /// Per-channel mean and std on the 0–255 scale, when known.
@@ -37,6 +46,86 @@ pub trait Source: Send + Sync {
     /// Writes sample `index`'s pixels (`H × W × C` bytes) into `out` and
     /// returns its label and boxes.
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, Error>;
+
+    /// `(width, height)` of sample `index` as the source holds it, before
+    /// any resize, when known without reading it (what a random resized
+    /// crop is drawn on).
+    fn size_of(&self, _index: usize) -> Option<(u32, u32)> {
+        let [h, w, _] = self.image_shape();
+        Some((w as u32, h as u32))
+    }
+
+    /// Sample `index` with only `window` (`[x, y, w, h]` as fractions of
+    /// its width and height) resized onto the whole of `out`; boxes follow.
+    /// By default the window is cut from the loaded image; a source that
+    /// decodes can do better (the just-in-time source crops the full-size
+    /// image, decoding a JPEG at the scale the crop needs).
+    fn load_window(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        window: [f64; 4],
+    ) -> Result<SampleData, Error> {
+        let mut data = self.load(index, out)?;
+        let [h, w, c] = self.image_shape();
+        crate::transform::crop_resize(
+            out,
+            [h, w, c],
+            window,
+            &mut data.boxes,
+            &mut data.box_labels,
+        );
+        Ok(data)
+    }
+    /// Sample `index` resized (both axes independently) to exactly
+    /// `[height, width]`; boxes follow. By default the loaded sample is
+    /// resized; the just-in-time source decodes straight to the size (a
+    /// JPEG at the DCT scale it needs).
+    fn load_resized(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        [h, w]: [usize; 2],
+    ) -> Result<SampleData, Error> {
+        let [sh, sw, c] = self.sample_shape(index);
+        if (sh, sw) == (h, w) {
+            return self.load(index, &mut out[..h * w * c]);
+        }
+        NATURAL.with(|cell| {
+            let natural = &mut *cell.borrow_mut();
+            natural.resize(sh * sw * c, 0);
+            let mut data = self.load(index, natural)?;
+            let geometry = Geometry::new(
+                ResizePolicy::Stretch,
+                sw as u32,
+                sh as u32,
+                w as u32,
+                h as u32,
+            );
+            let src = Pixels {
+                width: sw as u32,
+                height: sh as u32,
+                channels: c as u8,
+                data: std::mem::take(natural),
+            };
+            let done = resize_with_thread_resizer(
+                Filter::Bilinear,
+                &src,
+                &geometry,
+                0,
+                &mut out[..h * w * c],
+            );
+            *natural = src.data;
+            done.map_err(|e| Error::Sample {
+                index,
+                path: String::new(),
+                reason: e.to_string(),
+            })?;
+            map_boxes(&geometry, &mut data);
+            Ok(data)
+        })
+    }
+
     /// A hash of the data's identity (size, shape, classes).
     fn fingerprint(&self) -> u64 {
         let [h, w, c] = self.image_shape();
@@ -51,6 +140,22 @@ pub trait Source: Send + Sync {
 thread_local! {
     // Per worker: the encoded bytes of the sample being decoded.
     static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    // Per worker: a sample at its own size, before a resize.
+    static NATURAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Maps a sample's boxes through `geometry`, dropping those left without area.
+fn map_boxes(geometry: &Geometry, data: &mut SampleData) {
+    let mut kept = 0;
+    for i in 0..data.boxes.len() {
+        if let Some(b) = geometry.map_box(data.boxes[i]) {
+            data.boxes[kept] = b;
+            data.box_labels[kept] = data.box_labels[i];
+            kept += 1;
+        }
+    }
+    data.boxes.truncate(kept);
+    data.box_labels.truncate(kept);
 }
 
 /// A packed file or a dataset directory of shards: every sample is one
@@ -83,6 +188,10 @@ impl Source for PackedSource {
 
     fn image_shape(&self) -> [usize; 3] {
         self.reader.info().image_shape
+    }
+
+    fn sample_shape(&self, index: usize) -> [usize; 3] {
+        self.reader.sample_shape(index)
     }
 
     fn classes(&self) -> &[String] {
@@ -174,12 +283,37 @@ impl Source for JitSource {
     }
 
     fn image_shape(&self) -> [usize; 3] {
+        let c = self.prepare.decode.channels as usize;
+        if self.prepare.resize == ResizePolicy::Fit {
+            return [0, 0, c];
+        }
         let (h, w) = self.prepare.size;
-        [
-            h as usize,
-            w as usize,
-            self.prepare.decode.channels as usize,
-        ]
+        [h as usize, w as usize, c]
+    }
+
+    fn sample_shape(&self, index: usize) -> [usize; 3] {
+        if self.prepare.resize != ResizePolicy::Fit {
+            return self.image_shape();
+        }
+        let s = &self.manifest.samples[index];
+        let p = &self.prepare;
+        let (w, h) = fit_size(s.width, s.height, p.max_size, p.multiple);
+        [h as usize, w as usize, p.decode.channels as usize]
+    }
+
+    fn load_resized(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        [h, w]: [usize; 2],
+    ) -> Result<SampleData, Error> {
+        let prepare = Prepare {
+            size: (h as u32, w as u32),
+            resize: ResizePolicy::Stretch,
+            ..self.prepare
+        };
+        let c = self.prepare.decode.channels as usize;
+        self.load_inner(index, &mut out[..h * w * c], None, &prepare)
     }
 
     fn classes(&self) -> &[String] {
@@ -191,6 +325,41 @@ impl Source for JitSource {
     }
 
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, Error> {
+        self.load_inner(index, out, None, &self.sized(index))
+    }
+
+    fn size_of(&self, index: usize) -> Option<(u32, u32)> {
+        let s = &self.manifest.samples[index];
+        Some((s.width, s.height))
+    }
+
+    fn load_window(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        window: [f64; 4],
+    ) -> Result<SampleData, Error> {
+        self.load_inner(index, out, Some(window), &self.sized(index))
+    }
+}
+
+impl JitSource {
+    /// The preparation of sample `index`: under `fit`, to its own size.
+    fn sized(&self, index: usize) -> Prepare {
+        let [h, w, _] = self.sample_shape(index);
+        Prepare {
+            size: (h as u32, w as u32),
+            ..self.prepare
+        }
+    }
+
+    fn load_inner(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        window: Option<[f64; 4]>,
+        prepare: &Prepare,
+    ) -> Result<SampleData, Error> {
         let sample = &self.manifest.samples[index];
         let fail = |reason: String| Error::Sample {
             index,
@@ -205,7 +374,7 @@ impl Source for JitSource {
                 "max_file_bytes",
             )
             .map_err(|e| fail(format!("cannot read: {e}")))?;
-            prepare_into(bytes, &self.prepare, out).map_err(|e| fail(e.to_string()))
+            prepare_window(bytes, prepare, window, out).map_err(|e| fail(e.to_string()))
         })?;
         let mut data = SampleData {
             label: sample.label.map_or(-1, i64::from),

@@ -47,42 +47,23 @@ impl Augment {
         self.hflip > 0.0 || self.random_resized_crop.is_some()
     }
 
-    /// Applies the augmentations to one `H × W × C` image and its boxes.
-    pub(crate) fn apply(
+    /// The window of a random resized crop of a `width × height` image, as
+    /// fractions of it (`None` when the crop is off).
+    pub(crate) fn crop_fraction(&self, rng: &mut Rng, width: u32, height: u32) -> Option<[f64; 4]> {
+        let ((s0, s1), (r0, r1)) = self.random_resized_crop?;
+        let (w, h) = (f64::from(width.max(1)), f64::from(height.max(1)));
+        let [x, y, cw, ch] = crop_window(rng, w, h, (s0, s1), (r0, r1));
+        Some([x / w, y / h, cw / w, ch / h])
+    }
+
+    /// Flips one `H × W × C` image and its boxes with probability `hflip`.
+    pub(crate) fn flip(
         &self,
         rng: &mut Rng,
         pixels: &mut [u8],
-        scratch: &mut Vec<u8>,
-        [h, w, c]: [usize; 3],
-        boxes: &mut Vec<[f32; 4]>,
-        labels: &mut Vec<i64>,
+        [_, w, c]: [usize; 3],
+        boxes: &mut [[f32; 4]],
     ) {
-        if let Some(((s0, s1), (r0, r1))) = self.random_resized_crop {
-            let window = crop_window(rng, w as f64, h as f64, (s0, s1), (r0, r1));
-            let geometry = Geometry::window(window, w as u32, h as u32);
-            let src = Pixels {
-                width: w as u32,
-                height: h as u32,
-                channels: c as u8,
-                data: std::mem::take(scratch),
-            };
-            let mut src = src;
-            src.data.clear();
-            src.data.extend_from_slice(pixels);
-            resize_with_thread_resizer(Filter::Bilinear, &src, &geometry, 0, pixels)
-                .expect("window inside the image, buffers sized");
-            *scratch = src.data;
-            let mut kept = 0;
-            for i in 0..boxes.len() {
-                if let Some(b) = geometry.map_box(boxes[i]) {
-                    boxes[kept] = b;
-                    labels[kept] = labels[i];
-                    kept += 1;
-                }
-            }
-            boxes.truncate(kept);
-            labels.truncate(kept);
-        }
         if self.hflip > 0.0 && rng.uniform() < self.hflip {
             for row in pixels.chunks_exact_mut(w * c) {
                 for x in 0..w / 2 {
@@ -97,6 +78,38 @@ impl Augment {
             }
         }
     }
+}
+
+/// Resizes `window` (fractions of the image) of one `H × W × C` image onto
+/// the whole of it, in place; boxes follow and those left without area are
+/// dropped.
+pub(crate) fn crop_resize(
+    pixels: &mut [u8],
+    [h, w, c]: [usize; 3],
+    [x, y, cw, ch]: [f64; 4],
+    boxes: &mut Vec<[f32; 4]>,
+    labels: &mut Vec<i64>,
+) {
+    let (fw, fh) = (w as f64, h as f64);
+    let geometry = Geometry::window([x * fw, y * fh, cw * fw, ch * fh], w as u32, h as u32);
+    let src = Pixels {
+        width: w as u32,
+        height: h as u32,
+        channels: c as u8,
+        data: pixels.to_vec(),
+    };
+    resize_with_thread_resizer(Filter::Bilinear, &src, &geometry, 0, pixels)
+        .expect("window inside the image, buffers sized");
+    let mut kept = 0;
+    for i in 0..boxes.len() {
+        if let Some(b) = geometry.map_box(boxes[i]) {
+            boxes[kept] = b;
+            labels[kept] = labels[i];
+            kept += 1;
+        }
+    }
+    boxes.truncate(kept);
+    labels.truncate(kept);
 }
 
 /// The crop window of a random resized crop, as torchvision draws it: up to
@@ -217,15 +230,7 @@ mod tests {
         };
         let mut px = vec![1, 2, 3, 4, 5, 6]; // one row, 3 pixels, 2 channels
         let mut boxes = vec![[0.0, 0.0, 1.0, 1.0]];
-        let mut labels = vec![4];
-        aug.apply(
-            &mut Rng::keyed(&[1]),
-            &mut px,
-            &mut Vec::new(),
-            [1, 3, 2],
-            &mut boxes,
-            &mut labels,
-        );
+        aug.flip(&mut Rng::keyed(&[1]), &mut px, [1, 3, 2], &mut boxes);
         assert_eq!(px, [5, 6, 3, 4, 1, 2]);
         assert_eq!(boxes, [[2.0, 0.0, 3.0, 1.0]]);
     }

@@ -57,8 +57,12 @@ pub enum StorageOption {
 /// Options of [`pack`].
 #[derive(Debug, Clone)]
 pub struct PackOptions {
-    /// Output `(height, width)`.
+    /// Output `(height, width)` (not used by `fit`).
     pub size: (u32, u32),
+    /// `fit`: the longer side at most this.
+    pub max_size: u32,
+    /// `fit`: both sides a multiple of this (1: any size).
+    pub multiple: u32,
     /// 3 (RGB) or 1 (gray).
     pub channels: u8,
     /// How images are fitted to `size`.
@@ -112,7 +116,15 @@ impl PackOptions {
             resize: self.resize,
             filter: self.filter,
             fill: self.fill,
+            max_size: self.max_size,
+            multiple: self.multiple,
         }
+    }
+
+    /// The shape every sample is stored at: `(height, width)`, or `None`
+    /// for `fit`, where each sample has its own.
+    pub fn fixed_size(&self) -> Option<(u32, u32)> {
+        (self.resize != ResizePolicy::Fit).then_some(self.size)
     }
 }
 
@@ -120,6 +132,8 @@ impl Default for PackOptions {
     fn default() -> Self {
         PackOptions {
             size: (224, 224),
+            max_size: 512,
+            multiple: 1,
             channels: 3,
             resize: ResizePolicy::Stretch,
             filter: Filter::Bilinear,
@@ -171,6 +185,14 @@ pub struct PackReport {
 }
 
 pub(crate) fn validate(options: &PackOptions) -> Result<(), Error> {
+    if options.resize == ResizePolicy::Fit {
+        let (m, k) = (options.max_size, options.multiple);
+        if !(1..=16384).contains(&m) || k == 0 || k > m {
+            return Err(Error::InvalidArgument(format!(
+                "fit needs max_size between 1 and 16384 and multiple between 1 and max_size, got {m} and {k}"
+            )));
+        }
+    }
     let (h, w) = options.size;
     if h == 0 || w == 0 || h > 16384 || w > 16384 {
         return Err(Error::InvalidArgument(format!(

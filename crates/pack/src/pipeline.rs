@@ -189,7 +189,8 @@ pub fn pack(
         Some((i, parts)) => (i * n / parts, (i + 1) * n / parts),
         None => (0, n),
     };
-    let (h, w) = options.size;
+    // `fit`: each sample has its own shape (0 × 0 in the file's config).
+    let (h, w) = options.fixed_size().unwrap_or((0, 0));
     let c = u32::from(options.channels);
     let storage = match options.storage {
         StorageOption::Raw => Storage::Raw,
@@ -249,7 +250,6 @@ pub fn pack(
             limits,
             remaining: end - first,
             config,
-            shape: [h, w, c],
             current: None,
             current_bytes: 0,
             attrs: attrs.clone(),
@@ -263,7 +263,6 @@ pub fn pack(
             writer: StoreWriter::create(dest, config)?,
             dest: dest.to_path_buf(),
             force: options.force,
-            shape: [h, w, c],
         })
     };
 
@@ -366,7 +365,10 @@ pub fn pack(
     let shards = out.shards.len().max(1);
     if options.sharded() {
         let spec = DatasetSpec {
-            image_shape: [i64::from(h), i64::from(w), i64::from(c)],
+            image_shape: match options.fixed_size() {
+                Some(_) => [i64::from(h), i64::from(w), i64::from(c)],
+                None => [-1, -1, i64::from(c)],
+            },
             storage: storage.kind().into(),
             codec: match &storage {
                 Storage::Encoded { codec } => Some(codec.clone()),

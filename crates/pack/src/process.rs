@@ -8,6 +8,8 @@ use crate::options::{PackOptions, StorageOption};
 /// One processed sample, ready to write.
 pub(crate) struct Packed {
     pub data: Vec<u8>,
+    /// `[height, width, channels]` of the stored image.
+    pub shape: [u32; 3],
     pub boxes: Vec<[f32; 4]>,
     pub box_labels: Vec<u32>,
     pub orig_size: [u32; 2],
@@ -33,7 +35,7 @@ pub(crate) fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, 
         _ => skip(FindingKind::NotAnImage, e.to_string()),
     })?;
     let geometry = prepared.geometry;
-    let (h, w) = options.size;
+    let (h, w) = (prepared.pixels.height, prepared.pixels.width);
     let out = prepared.pixels.data;
     let mut findings = Vec::new();
     let mut boxes = Vec::with_capacity(sample.boxes.len());
@@ -76,6 +78,7 @@ pub(crate) fn process(sample: &Sample, options: &PackOptions) -> Result<Packed, 
         }
     };
     Ok(Packed {
+        shape: [h, w, u32::from(options.channels)],
         data,
         boxes,
         box_labels,

@@ -28,11 +28,10 @@ fn store_sample<'a>(
     sample: &'a Sample,
     source_index: usize,
     packed: &'a Packed,
-    shape: [u32; 3],
 ) -> PackedSample<'a> {
     PackedSample {
         data: &packed.data,
-        shape,
+        shape: packed.shape,
         label: sample.label,
         boxes: &packed.boxes,
         box_labels: &packed.box_labels,
@@ -47,13 +46,12 @@ pub(crate) struct FileSink {
     pub writer: StoreWriter,
     pub dest: PathBuf,
     pub force: bool,
-    pub shape: [u32; 3],
 }
 
 impl Sink for FileSink {
     fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error> {
         self.writer
-            .push(&store_sample(sample, source_index, packed, self.shape))?;
+            .push(&store_sample(sample, source_index, packed))?;
         self.writer
             .add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
         Ok(())
@@ -94,7 +92,6 @@ pub(crate) struct ShardSink {
     pub prefix: String,
     pub config: WriterConfig,
     pub limits: ShardOptions,
-    pub shape: [u32; 3],
     /// Samples per shard for raw storage (a shard's capacity).
     pub per_shard: usize,
     /// Samples this sink will receive at most.
@@ -168,7 +165,7 @@ impl Sink for ShardSink {
             self.current = Some(StoreWriter::create(&path, config)?);
         }
         let writer = self.current.as_mut().expect("opened above");
-        writer.push(&store_sample(sample, source_index, packed, self.shape))?;
+        writer.push(&store_sample(sample, source_index, packed))?;
         writer.add_pixels(packed.pixels.as_deref().unwrap_or(&packed.data));
         self.current_bytes += packed.data.len() as u64;
         self.written += 1;

@@ -9,9 +9,9 @@ use pyo3::types::PyDict;
 use stokehold_core::vocab::parse_choice;
 use stokehold_image::{DecodeOptions, Filter, Prepare, ResizePolicy};
 use stokehold_loader::{
-    Augment, Batch, Buffer, Dataset, DatasetOptions, Dtype, Generator, Images, JitSource, Layout,
-    Loader, LoaderOptions, LoaderState, OnError, Order, PackedSource, SampleData, Sequence, Shard,
-    Source,
+    Augment, Batch, Buckets, Buffer, Dataset, DatasetOptions, Dtype, Generator, Images, JitSource,
+    Layout, Loader, LoaderOptions, LoaderState, OnError, Order, PackedSource, SampleData, Sequence,
+    Shard, Source,
 };
 
 use crate::blocking::{run_blocking, run_detached};
@@ -48,6 +48,31 @@ impl Source for AnySource {
     }
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, stokehold_loader::Error> {
         self.get().load(index, out)
+    }
+    fn sample_shape(&self, index: usize) -> [usize; 3] {
+        self.get().sample_shape(index)
+    }
+    fn size_of(&self, index: usize) -> Option<(u32, u32)> {
+        self.get().size_of(index)
+    }
+    fn load_window(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        window: [f64; 4],
+    ) -> Result<SampleData, stokehold_loader::Error> {
+        self.get().load_window(index, out, window)
+    }
+    fn load_resized(
+        &self,
+        index: usize,
+        out: &mut [u8],
+        size: [usize; 2],
+    ) -> Result<SampleData, stokehold_loader::Error> {
+        self.get().load_resized(index, out, size)
+    }
+    fn fingerprint(&self) -> u64 {
+        self.get().fingerprint()
     }
 }
 
@@ -97,7 +122,7 @@ fn pixels_to_numpy<'py>(
     Ok(array)
 }
 
-fn batch_to_dict(py: Python<'_>, batch: Batch) -> PyResult<Py<PyDict>> {
+fn batch_to_dict(py: Python<'_>, batch: Batch, chw: bool) -> PyResult<Py<PyDict>> {
     let d = PyDict::new(py);
     let b = batch.shape[0];
     d.set_item("images", pixels_to_numpy(py, batch.images, batch.shape)?)?;
@@ -117,6 +142,11 @@ fn batch_to_dict(py: Python<'_>, batch: Batch) -> PyResult<Py<PyDict>> {
     )?;
     d.set_item("box_counts", PyArray1::from_vec(py, batch.box_counts))?;
     d.set_item("indices", PyArray1::from_vec(py, batch.sample_indices))?;
+    if let Some(masks) = batch.masks {
+        let [_, a, b2, c] = batch.shape;
+        let (h, w) = if chw { (b2, c) } else { (a, b2) };
+        d.set_item("masks", PyArray1::from_vec(py, masks).reshape([b, h, w])?)?;
+    }
     d.set_item("epoch", batch.epoch)?;
     d.set_item("batch", batch.index)?;
     Ok(d.unbind())
@@ -158,7 +188,8 @@ impl NativeLoader {
     #[new]
     #[pyo3(signature = (packed, manifest, size, resize, filter, channels, batch_size, shuffle, seed, drop_last,
         rank, world_size, shard, dtype, data_format, normalize, mean, std, hflip, random_resized_crop, one_hot,
-        max_boxes, num_threads, prefetch, in_order, epoch, on_error, max_pixels, max_file_bytes))]
+        max_boxes, num_threads, prefetch, in_order, epoch, on_error, max_pixels, max_file_bytes,
+        max_size=512, multiple=1, buckets=None, bucket_shapes=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -191,15 +222,32 @@ impl NativeLoader {
         on_error: String,
         max_pixels: u64,
         max_file_bytes: u64,
+        max_size: u32,
+        multiple: u32,
+        buckets: Option<usize>,
+        bucket_shapes: Option<Vec<(usize, usize)>>,
     ) -> PyResult<NativeLoader> {
         let manifest = manifest.map(|m| m.inner.clone());
         run_blocking(py, None, move |_| {
             let source = match (packed, manifest) {
                 (Some(path), _) => AnySource::Packed(Box::new(PackedSource::open(&path)?)),
                 (None, Some(m)) => {
-                    let (h, w) = size.ok_or_else(|| {
-                        Failure::Argument("a manifest source needs size=(height, width)".into())
-                    })?;
+                    let resize = parse_choice::<ResizePolicy>("resize", &resize)?;
+                    if resize == ResizePolicy::Fit && !(1..=16384).contains(&max_size) {
+                        return Err(Failure::Argument(format!(
+                            "max_size must be between 1 and 16384, got {max_size}"
+                        )));
+                    }
+                    // Under `fit` each sample has its own size (`size` is unused).
+                    let (h, w) = match (size, resize) {
+                        (Some(s), _) => s,
+                        (None, ResizePolicy::Fit) => (max_size, max_size),
+                        (None, _) => {
+                            return Err(Failure::Argument(
+                                "a manifest source needs size=(height, width)".into(),
+                            ))
+                        }
+                    };
                     if !(1..=16384).contains(&h) || !(1..=16384).contains(&w) {
                         return Err(Failure::Argument(format!(
                             "size ({h}, {w}) must be between 1 and 16384 on each side"
@@ -217,9 +265,11 @@ impl NativeLoader {
                             ..DecodeOptions::default()
                         },
                         size: (h, w),
-                        resize: parse_choice::<ResizePolicy>("resize", &resize)?,
+                        resize,
                         filter: parse_choice::<Filter>("filter", &filter)?,
                         fill: 0,
+                        max_size,
+                        multiple,
                     };
                     AnySource::Jit(JitSource::new(m, prepare, None).max_file_bytes(max_file_bytes))
                 }
@@ -245,6 +295,18 @@ impl NativeLoader {
                 one_hot,
                 max_boxes,
                 on_error: parse_choice::<OnError>("on_error", &on_error)?,
+                buckets: match (buckets, bucket_shapes) {
+                    (Some(_), Some(_)) => {
+                        return Err(Failure::Argument(
+                            "buckets: give a number of buckets or their shapes, not both".into(),
+                        ))
+                    }
+                    (Some(k), None) => Some(Buckets::Auto(k)),
+                    (None, Some(shapes)) => Some(Buckets::Shapes(
+                        shapes.into_iter().map(|(h, w)| [h, w]).collect(),
+                    )),
+                    (None, None) => None,
+                },
             };
             let seq = Arc::new(Dataset::new(source, options)?);
             let threads = stokehold_core::resolve_threads(num_threads, "num_threads")?;
@@ -289,6 +351,30 @@ impl NativeLoader {
         self.seq.source().len()
     }
 
+    /// Positions of an epoch that `position` and `resume` count: its
+    /// samples, or with buckets its batches.
+    fn positions_per_epoch(&self) -> usize {
+        self.seq.positions_per_epoch()
+    }
+
+    /// With buckets, the `(height, width)` of each bucket.
+    #[getter]
+    fn bucket_shapes(&self) -> Option<Vec<(usize, usize)>> {
+        self.seq
+            .bucket_shapes()
+            .map(|s| s.iter().map(|&[h, w]| (h, w)).collect())
+    }
+
+    /// The sample index of each row of this rank's batches of epoch
+    /// `epoch`, in batch order (no pixels are read).
+    fn epoch_indices<'py>(&self, py: Python<'py>, epoch: u64) -> Bound<'py, PyArray1<i64>> {
+        let rows: Vec<i64> = (0..self.seq.len_of_epoch(epoch))
+            .flat_map(|k| self.seq.batch_samples(epoch, k))
+            .map(|i| i as i64)
+            .collect();
+        PyArray1::from_vec(py, rows)
+    }
+
     /// Class names.
     #[getter]
     fn classes(&self) -> Vec<String> {
@@ -325,7 +411,7 @@ impl NativeLoader {
                     }
                 })?,
             };
-            batch_to_dict(py, batch)
+            batch_to_dict(py, batch, self.seq.options().layout == Layout::Nchw)
         })
     }
 
@@ -338,7 +424,7 @@ impl NativeLoader {
             }
             let seq = Arc::clone(&self.seq);
             let batch = run_detached(py, move || Ok(seq.batch(epoch, index)?))?;
-            batch_to_dict(py, batch)
+            batch_to_dict(py, batch, self.seq.options().layout == Layout::Nchw)
         })
     }
 

@@ -97,7 +97,7 @@ pub(crate) fn commit(py: Python<'_>, dir: PathBuf) -> PyResult<(usize, usize, Ve
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress))]
+#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress, max_size=512, multiple=1))]
 pub(crate) fn pack(
     py: Python<'_>,
     manifest: &Bound<'_, PyAny>,
@@ -118,6 +118,8 @@ pub(crate) fn pack(
     samples_per_shard: Option<usize>,
     part: Option<(usize, usize)>,
     progress: Option<Bound<'_, PyAny>>,
+    max_size: u32,
+    multiple: u32,
 ) -> PyResult<PackReport> {
     let bound = manifest.cast::<Manifest>().ok();
     let in_memory: Option<&stokehold_core::Manifest> = bound.as_ref().map(|m| &m.get().inner);
@@ -132,6 +134,8 @@ pub(crate) fn pack(
             size,
             channels,
             resize: parse_choice::<ResizePolicy>("resize", &resize)?,
+            max_size,
+            multiple,
             filter: parse_choice::<Filter>("filter", &filter)?,
             fill,
             storage: parse_choice::<StorageKind>("storage", &storage)?.with_quality(quality),
@@ -191,14 +195,10 @@ pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
     d.set_item("format_version", info.format_version)?;
     d.set_item("num_samples", info.num_samples)?;
     d.set_item("num_shards", reader.num_shards())?;
-    d.set_item(
-        "image_shape",
-        (
-            info.image_shape[0],
-            info.image_shape[1],
-            info.image_shape[2],
-        ),
-    )?;
+    // `fit`: each sample its own shape, height and width None.
+    let [h, w, c] = info.image_shape;
+    let side = |v: usize| (v > 0).then_some(v);
+    d.set_item("image_shape", (side(h), side(w), c))?;
     d.set_item("storage", info.storage.kind())?;
     d.set_item(
         "codec",

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use stokehold_store::StoreReader;
 
 fn data(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Regression: a global heap collection whose free-space object has size 0
@@ -20,9 +22,16 @@ fn a_global_heap_that_loops_libhdf5_is_an_error_after_the_timeout() {
     std::env::set_var("STOKEHOLD_HDF5_OPEN_TIMEOUT", "2");
     let start = Instant::now();
     let err = StoreReader::open(&data("global-heap-loop.h5")).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(30), "returned, in {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "returned, in {:?}",
+        start.elapsed()
+    );
     let msg = err.to_string();
-    assert!(msg.contains("global-heap-loop.h5") && msg.contains("damaged"), "{msg}");
+    assert!(
+        msg.contains("global-heap-loop.h5") && msg.contains("damaged"),
+        "{msg}"
+    );
 }
 
 /// A continuation message claiming 2^61 bytes: libhdf5's allocation fails

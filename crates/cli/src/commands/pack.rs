@@ -29,6 +29,8 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         size: args.size,
         channels: args.channels,
         resize: args.resize,
+        max_size: args.max_size,
+        multiple: args.multiple,
         filter: args.filter,
         fill: args.fill,
         storage: args.storage.with_quality(args.quality),
@@ -97,6 +99,11 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
     }
     let skipped = index_findings.iter().filter(|f| f.skipped).count() + report.num_skipped;
     let (h, w) = args.size;
+    let shape = if args.resize == stokehold_image::ResizePolicy::Fit {
+        format!("fit within {}, {} channel(s)", args.max_size, args.channels)
+    } else {
+        format!("{h}x{w}x{}", args.channels)
+    };
     let what = match options.part {
         Some((i, n)) => format!(
             " (part {i} of {n}; `stokehold commit {}` when every part is done)",
@@ -107,10 +114,9 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
     };
     writeln!(
         std::io::stdout(),
-        "{}: {} samples{what}, {h}x{w}x{} {}, {}; skipped {skipped}; {:.0} images/s on {} thread(s); mean {} std {}",
+        "{}: {} samples{what}, {shape} {}, {}; skipped {skipped}; {:.0} images/s on {} thread(s); mean {} std {}",
         args.output.display(),
         report.num_samples,
-        args.channels,
         match options.storage {
             StorageOption::Raw => "raw".to_string(),
             StorageOption::Jpeg(q) => format!("jpeg q{q}"),
@@ -264,7 +270,25 @@ pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
     if reader.num_shards() > 1 || reader.shard_dir().is_some() {
         writeln!(out, "  shards        {}", reader.num_shards())?;
     }
-    writeln!(out, "  image shape   {h}x{w}x{c} (H x W x C)")?;
+    if h == 0 || w == 0 {
+        // `fit`: each sample its own shape; the largest and smallest.
+        let shapes: Vec<[usize; 3]> = (0..reader.len()).map(|i| reader.sample_shape(i)).collect();
+        let area = |s: &&[usize; 3]| s[0] * s[1];
+        let (lo, hi) = (
+            shapes.iter().min_by_key(area),
+            shapes.iter().max_by_key(area),
+        );
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => writeln!(
+                out,
+                "  image shape   varying, {}x{}x{c} to {}x{}x{c} (H x W x C; read with buckets=)",
+                lo[0], lo[1], hi[0], hi[1]
+            )?,
+            _ => writeln!(out, "  image shape   varying")?,
+        }
+    } else {
+        writeln!(out, "  image shape   {h}x{w}x{c} (H x W x C)")?;
+    }
     writeln!(
         out,
         "  storage       {storage}, {} on disk",
