@@ -101,13 +101,21 @@ py-test: install
 
 test: lint rust-test py-test wheel-check
 
+# The benchmarks (about 45 minutes on 2 cores; see benchmarks/README.md).
+# matplotlib draws the chart; tensorflow-cpu and torch, the peers compared
+# against, come with the test tools (requirements-dev.txt), not with `make demo`.
 bench: install
+	$(PIP) install --quiet matplotlib
+	$(PY) benchmarks/bench_all.py
 	cargo run --release --locked -p stokehold-index --example index_bench
 	cargo build --release --locked -p stokehold-image --example decode_resize_bench
 	$(PY) benchmarks/pack_bench.py
 	cargo build --release --locked -p stokehold-loader --example loader_bench
 	$(PY) benchmarks/loader_bench.py
 	$(PY) benchmarks/keras_bench.py
+	$(PY) benchmarks/buckets_bench.py
+	$(PY) benchmarks/scale_bench.py
+	$(PY) benchmarks/soak.py --epochs 200
 
 clean:
 	rm -rf target dist build $(VENV) $(DATA) bench-out preview.png

@@ -107,3 +107,16 @@ def test_boxes_follow_the_pixels_under_every_orientation(tmp_path: Path) -> None
     assert images.shape == (len(names), 120, 160, 3)
     for b, k in zip(boxes, counts):
         assert (b[:k, 0] >= 0).all() and (b[:k, 2] <= 160).all() and (b[:k, 3] <= 120).all()
+
+
+def test_the_decompression_bomb_guard_holds_just_in_time(tmp_path: Path) -> None:
+    """A JPEG whose header claims more than ``max_pixels`` is refused by the
+    just-in-time decoder too (at the full size it claims, whatever DCT
+    scale it would be decoded at), naming the file."""
+    d = tmp_path / "imgs" / "c"
+    d.mkdir(parents=True)
+    photo(1600, 1200, 3).save(d / "big.jpg", quality=80)
+    manifest = stokehold.index(tmp_path / "imgs")
+    ds = stokehold.Dataset(manifest, 1, size=(64, 64), normalize=False, dtype="uint8", max_pixels=1_000_000)
+    with pytest.raises(stokehold.SampleError, match=r"big\.jpg.*(pixels|megapixels)"):
+        ds[0]

@@ -955,6 +955,14 @@ impl<S: Source + 'static> Sequence for Dataset<S> {
         self.options.seed
     }
 
+    /// An epoch's batches are a pure function of its number (and a resumed
+    /// position, which restoring a loader re-reads). Not under
+    /// [`OnError::Skip`]: a sample skipped while reading ahead would be
+    /// recorded before its epoch is delivered.
+    fn independent_epochs(&self) -> bool {
+        self.options.on_error != OnError::Skip
+    }
+
     /// What decides the batches: the order ([`Dataset::order_fingerprint`])
     /// and how this rank cuts it (batch size, ranks, padding). Not the
     /// transforms: a state restores across those.

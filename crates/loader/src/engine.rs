@@ -243,6 +243,7 @@ impl<S: Sequence> Loader<S> {
             inner: Mutex::new(GenState {
                 loader: self,
                 run: None,
+                ahead: None,
             }),
         }
     }
@@ -311,8 +312,26 @@ impl<B: Send + 'static> Run<B> {
         if next_deliver >= self.end && options.order == Order::Ordered {
             return Err(Pending::Finished);
         }
-        while self.next_dispatch < self.end && self.in_flight + self.ready.len() < options.prefetch
-        {
+        if let Err(index) = self.dispatch(seq, pool, options.prefetch) {
+            return Ok((index, Err(Error::Closed)));
+        }
+        self.receive(options, next_deliver, wait)
+    }
+
+    /// Batches dispatched and not yet delivered.
+    fn held(&self) -> usize {
+        self.in_flight + self.ready.len()
+    }
+
+    /// Dispatches batches while fewer than `budget` are in flight or
+    /// buffered; `Err(index)` when the pool is closed.
+    fn dispatch<S: Sequence<Batch = B>>(
+        &mut self,
+        seq: &Arc<S>,
+        pool: &Pool,
+        budget: usize,
+    ) -> Result<(), usize> {
+        while self.next_dispatch < self.end && self.held() < budget {
             let index = self.next_dispatch;
             let (seq, tx, cancel, epoch) = (
                 Arc::clone(seq),
@@ -338,11 +357,21 @@ impl<B: Send + 'static> Run<B> {
                 let _ = tx.send((index, result));
             });
             if pool.submit(job).is_err() {
-                return Ok((index, Err(Error::Closed)));
+                return Err(index);
             }
             self.next_dispatch += 1;
             self.in_flight += 1;
         }
+        Ok(())
+    }
+
+    /// The next batch to deliver (see [`Run::next`]).
+    fn receive(
+        &mut self,
+        options: &LoaderOptions,
+        next_deliver: usize,
+        wait: Wait<'_>,
+    ) -> Result<(usize, Result<B, Error>), Pending> {
         let receive = |rx: &Receiver<Outcome<B>>| match wait {
             Wait::No => rx.try_recv().map_err(|e| match e {
                 TryRecvError::Empty => Pending::NotReady,
@@ -435,6 +464,39 @@ impl<S: Sequence> Iterator for EpochIter<'_, S> {
 struct GenState<S: Sequence> {
     loader: Loader<S>,
     run: Option<Run<S::Batch>>,
+    /// The next epoch's run, already reading ahead while the current one
+    /// has nothing left to dispatch (only for a sequence whose epochs are
+    /// independent, [`Sequence::independent_epochs`]).
+    ahead: Option<Run<S::Batch>>,
+}
+
+impl<S: Sequence> GenState<S> {
+    /// Tops up the read-ahead into the next epoch with what the current
+    /// run leaves of the `prefetch` budget.
+    fn read_ahead(&mut self) {
+        let loader = &self.loader;
+        if !loader.seq.independent_epochs() || loader.options.order != Order::Ordered {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        if run.next_dispatch < run.end || run.held() >= loader.options.prefetch {
+            return;
+        }
+        let budget = loader.options.prefetch - run.held();
+        let next = loader.epoch + 1;
+        let ahead = self
+            .ahead
+            .get_or_insert_with(|| Run::new(next, 0, loader.seq.len_of_epoch(next)));
+        // A closed pool shows at the next delivery.
+        let _ = ahead.dispatch(&loader.seq, &loader.pool, budget);
+    }
+
+    /// The run that starts where the loader now is: the one read ahead,
+    /// when it is for this epoch from its start.
+    fn take_ahead(&mut self) -> Option<Run<S::Batch>> {
+        let ahead = self.ahead.take()?;
+        (ahead.epoch == self.loader.epoch && self.loader.next_batch == 0).then_some(ahead)
+    }
 }
 
 /// An endless iterator over batches that cycles epochs; `next_batch` may be
@@ -495,8 +557,9 @@ impl<S: Sequence> Generator<S> {
             Err(Pending::Finished) => return Some(Err(Error::Closed)),
         };
         if loader.delivered() {
-            state.run = None;
+            state.run = state.take_ahead();
         }
+        state.read_ahead();
         Some(result)
     }
 
@@ -514,6 +577,7 @@ impl<S: Sequence> Generator<S> {
         if guard.loader.next_batch > 0 {
             guard.run = None;
             guard.loader.finish_epoch();
+            guard.run = guard.take_ahead();
         }
         Ok(())
     }
@@ -522,6 +586,7 @@ impl<S: Sequence> Generator<S> {
     pub fn restore(&self, state: LoaderState) -> Result<(), Error> {
         let mut guard = self.inner.lock().map_err(|_| Error::Closed)?;
         guard.run = None;
+        guard.ahead = None;
         guard.loader.restore(state)
     }
 
@@ -529,6 +594,7 @@ impl<S: Sequence> Generator<S> {
     pub fn close(&self) {
         if let Ok(mut guard) = self.inner.lock() {
             guard.run = None;
+            guard.ahead = None;
             guard.loader.pool.shutdown();
         }
     }

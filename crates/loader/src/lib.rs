@@ -149,8 +149,17 @@ pub trait Sequence: Send + Sync + 'static {
     fn batch(&self, epoch: u64, index: usize) -> Result<Self::Batch, Error>;
 
     /// Called after the last batch of `epoch` is delivered and before any
-    /// batch of the next epoch is read.
+    /// batch of the next epoch is read (unless [`Sequence::independent_epochs`]).
     fn on_epoch_end(&self, _epoch: u64) {}
+
+    /// Whether an epoch's batches depend only on its number, not on the
+    /// epoch-end hook having run: then a [`Generator`] reads the next
+    /// epoch's first batches ahead while the current epoch's last ones are
+    /// still being made (the hook still runs between them, in order of
+    /// delivery). False by default.
+    fn independent_epochs(&self) -> bool {
+        false
+    }
 
     /// The seed of the order and augmentations, if the sequence has one.
     fn seed(&self) -> u64 {

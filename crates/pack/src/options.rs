@@ -54,7 +54,7 @@ pub enum StorageOption {
     Png,
 }
 
-/// Options of [`pack`].
+/// Options of [`pack`](crate::pack).
 #[derive(Debug, Clone)]
 pub struct PackOptions {
     /// Output `(height, width)` (not used by `fit`).
