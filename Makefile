@@ -74,7 +74,7 @@ sdist-check: wheel
 	build/sdist-venv/bin/python -c "import stokehold; print('sdist build OK', stokehold.__version__)"
 
 demo: install
-	$(PY) -m stokehold.datasets $(SHAPES) --n 2000 --seed 0
+	$(PY) -m stokehold.datasets $(SHAPES) --n 6000 --seed 0
 	$(VENV)/bin/stokehold index $(SHAPES)/instances.json -o $(SHAPES)/manifest.jsonl --report $(SHAPES)/index-report.json
 	$(VENV)/bin/stokehold index $(SHAPES)/images -o $(SHAPES)/manifest-folder.jsonl
 	$(VENV)/bin/stokehold index $(SHAPES)/labels.csv -o $(SHAPES)/manifest-csv.jsonl

@@ -234,6 +234,29 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+_WORKER_PHOTOS: List["PILImage.Image"] = []
+
+
+def _init_worker() -> None:
+    _WORKER_PHOTOS[:] = _load_photos()
+
+
+def _draw_and_save(
+    task: Tuple[Tuple[str, int, int, int, int], int],
+) -> Tuple[str, int, int, List[ShapeBox]]:
+    """Draws image ``i`` and writes its JPEG, VOC link and VOC XML."""
+    (out, seed, min_side, max_side, quality), i = task
+    root = Path(out)
+    img, boxes = _draw_image(i, seed, _WORKER_PHOTOS, min_side, max_side)
+    name = f"{i:05d}.jpg"
+    rel = f"images/{boxes[0].kind}/{name}"
+    img.save(root / rel, quality=quality)
+    _link_or_copy(root / rel, root / "voc" / "JPEGImages" / name)
+    w, h = img.size
+    (root / "voc" / "Annotations" / f"{i:05d}.xml").write_text(_voc_xml(name, w, h, boxes))
+    return rel, w, h, boxes
+
+
 def make_shapes(
     out: "str | os.PathLike[str]",
     n: int = 2000,
@@ -243,13 +266,17 @@ def make_shapes(
     max_side: int = 640,
     quality: int = 90,
     force: bool = False,
+    workers: int = 1,
 ) -> Path:
     """Writes the shapes dataset (``n`` images) under ``out`` and returns its path.
 
     The output is a pure function of ``(n, seed, min_side, max_side,
     quality)`` and the library versions. If ``out`` already holds a complete
     dataset made with the same parameters, nothing is redone unless
-    ``force``.
+    ``force``. ``workers`` > 1 draws in that many spawned processes (same
+    output); the caller's main module must then be importable without side
+    effects (an ``if __name__ == "__main__":`` guard), as
+    :mod:`multiprocessing` requires.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -268,7 +295,6 @@ def make_shapes(
     (root / "voc" / "Annotations").mkdir(parents=True, exist_ok=True)
     (root / "voc" / "JPEGImages").mkdir(parents=True, exist_ok=True)
 
-    photos = _load_photos()
     rows: List[Tuple[str, str, int, int, int, int]] = []
     coco: Dict[str, Any] = {
         "info": {"description": f"stokehold shapes, n={n}, seed={seed}"},
@@ -276,15 +302,23 @@ def make_shapes(
         "annotations": [],
         "categories": [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(CLASSES)],
     }
-    for i in range(n):
-        img, boxes = _draw_image(i, seed, photos, min_side, max_side)
-        kind = boxes[0].kind
-        name = f"{i:05d}.jpg"
-        rel = f"images/{kind}/{name}"
-        img.save(root / rel, quality=quality)
-        _link_or_copy(root / rel, root / "voc" / "JPEGImages" / name)
-        w, h = img.size
-        (root / "voc" / "Annotations" / f"{i:05d}.xml").write_text(_voc_xml(name, w, h, boxes))
+    job = (str(root), seed, min_side, max_side, quality)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if min(workers, n) > 1:
+        # Each image is a pure function of (seed, index): processes draw
+        # them in any order, and the files and lists come out the same.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Spawned, not forked: the caller may have started threads (jax).
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, n), mp_context=ctx, initializer=_init_worker) as pool:
+            drawn = list(pool.map(_draw_and_save, [(job, i) for i in range(n)], chunksize=64))
+    else:
+        _init_worker()
+        drawn = [_draw_and_save((job, i)) for i in range(n)]
+    for i, (rel, w, h, boxes) in enumerate(drawn):
         coco["images"].append({"id": i + 1, "file_name": rel, "width": w, "height": h})
         for b in boxes:
             rows.append((rel, b.kind, b.x_min, b.y_min, b.x_max, b.y_max))
@@ -320,9 +354,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--max-side", type=int, default=640)
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--force", action="store_true", help="redo even if OUT is complete")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing (default: cores)")
     args = parser.parse_args(argv)
     root = make_shapes(
-        args.out, args.n, args.seed, min_side=args.min_side, max_side=args.max_side, quality=args.quality, force=args.force
+        args.out, args.n, args.seed, min_side=args.min_side, max_side=args.max_side, quality=args.quality, force=args.force,
+        workers=args.workers,
     )
     print(f"{root}: {args.n} images, {len(CLASSES)} classes (folder tree, labels.csv, instances.json, voc/)")
 

@@ -24,13 +24,14 @@ def run(name: str, args: List[str], cwd: Path) -> str:
 
 
 @pytest.mark.slow
-def test_keras_classifier_learns_clearly_above_chance(tmp_path: Path) -> None:
+def test_keras_classifier_learns(tmp_path: Path) -> None:
+    """The demo's model has visibly learned: at least 0.85 (it used to stop at 0.48; chance is 1/6)."""
     stdout = run("keras_classifier.py", ["--data", str(tmp_path / "data")], tmp_path)
     match = re.search(r"validation accuracy: ([0-9.]+) \(evaluate\), ([0-9.]+) \(predict", stdout)
     assert match, stdout
     evaluate, predict = float(match.group(1)), float(match.group(2))
     assert abs(evaluate - predict) < 1e-6, "predict rows come back in sample order"
-    assert evaluate > 0.3, f"accuracy {evaluate} is not clearly above chance (1/6)\n{stdout}"
+    assert evaluate >= 0.85, f"accuracy {evaluate} < 0.85\n{stdout}"
     assert (tmp_path / "preview.png").exists()
 
 
