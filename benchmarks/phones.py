@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from photos import PHOTOS
+from photos import load_photos
 
 WIDTH, HEIGHT = 4000, 3000
 QUALITY = 92
@@ -32,13 +32,10 @@ STRIP = 500  # rows of noise made at a time: 24 MB of float32 per strip, not 290
 
 def make(out: Path, n: int = 24, seed: int = 0) -> Path:
     """The corpus in `out` (reused when an earlier call made the same one)."""
-    import skimage
-
     stamp = out / ".complete"
     if stamp.exists() and stamp.read_text() == f"{n} {seed} {WIDTH}x{HEIGHT} q{QUALITY}":
         return out
-    folder = Path(skimage.__file__).parent / "data"
-    photos = {name.split(".")[0]: Image.open(folder / name).convert("RGB") for name in PHOTOS}
+    photos = load_photos()
     names = sorted(photos)
     rng = np.random.default_rng(seed)
     for i in range(n):

@@ -14,7 +14,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 from PIL import Image
@@ -23,14 +23,19 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
           "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
 
 
-def make(out: Path, n: int = 2000, seed: int = 0) -> Path:
+def load_photos() -> Dict[str, Image.Image]:
+    """The photographs scikit-image ships, as RGB, by name without extension."""
     import skimage
 
+    folder = Path(skimage.__file__).parent / "data"
+    return {name.split(".")[0]: Image.open(folder / name).convert("RGB") for name in PHOTOS}
+
+
+def make(out: Path, n: int = 2000, seed: int = 0) -> Path:
     stamp = out / ".complete"
     if stamp.exists() and stamp.read_text() == f"{n} {seed}":
         return out
-    folder = Path(skimage.__file__).parent / "data"
-    photos = {name.split(".")[0]: Image.open(folder / name).convert("RGB") for name in PHOTOS}
+    photos = load_photos()
     names = sorted(photos)
     rng = np.random.default_rng(seed)
     for i in range(n):
