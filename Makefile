@@ -37,11 +37,18 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Python tooling, installed only when requirements-dev.txt changes.
-$(VENV)/.deps: requirements-dev.txt | system-deps
+# Python packages, installed only when a requirements file changes: the
+# build tools and what the demo runs (requirements-demo.txt), then the test
+# tools and the frameworks the tests drive (requirements-dev.txt: torch and
+# tensorflow-cpu are large, and `make demo` does without them).
+$(VENV)/.deps-demo: requirements-demo.txt | system-deps
 	@command -v cargo >/dev/null || { echo "error: cargo (Rust) is required: https://rustup.rs"; exit 1; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-demo.txt
+	touch $@
+
+$(VENV)/.deps: requirements-dev.txt $(VENV)/.deps-demo
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -50,7 +57,7 @@ setup: system-deps $(VENV)/.deps
 # The wheel: manylinux_2_28, abi3, self-contained, linked by zig against
 # glibc 2.28 (this machine has a newer glibc, which would pin the wheel to
 # it); installed into the venv like any user's `pip install`.
-$(VENV)/.installed: $(VENV)/.deps $(RUST_SOURCES) $(shell find python/stokehold -type f)
+$(VENV)/.installed: $(VENV)/.deps-demo $(RUST_SOURCES) $(shell find python/stokehold -type f)
 	rm -rf dist
 	$(VENV)/bin/maturin build --release --locked --zig --compatibility manylinux_2_28 --out dist
 	$(PIP) install --quiet --force-reinstall --no-deps dist/stokehold-*.whl
@@ -63,7 +70,7 @@ wheel: install
 	@ls -l dist
 
 # The wheel's tag and links, and the README run from it in a new venv.
-wheel-check: install
+wheel-check: setup install
 	PY=$(PY) .ci/check_wheel.sh
 
 # The sdist builds with pip on a machine with Rust and no HDF5 (slow: a
@@ -94,7 +101,7 @@ rust-test: setup
 	cargo nextest run --workspace --locked --no-fail-fast
 	cargo test --workspace --doc --locked
 
-py-test: install
+py-test: setup install
 	$(PY) -m mypy.stubtest stokehold._native
 	$(PY) -m mypy
 	$(PY) -m pytest
@@ -102,9 +109,9 @@ py-test: install
 test: lint rust-test py-test wheel-check
 
 # The benchmarks (about 45 minutes on 2 cores; see benchmarks/README.md).
-# matplotlib draws the chart; tensorflow-cpu and torch, the peers compared
-# against, come with the test tools (requirements-dev.txt), not with `make demo`.
-bench: install
+# matplotlib draws the chart; tensorflow-cpu, torch and h5py, the peers
+# compared against, come with the test tools (requirements-dev.txt).
+bench: setup install
 	$(PIP) install --quiet matplotlib
 	$(PY) benchmarks/bench_all.py
 	cargo run --release --locked -p stokehold-index --example index_bench

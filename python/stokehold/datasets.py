@@ -282,6 +282,9 @@ def make_shapes(
         raise ValueError(f"n must be at least 1, got {n}")
     if not 16 <= min_side <= max_side:
         raise ValueError(f"need 16 <= min_side <= max_side, got {min_side}, {max_side}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    _require()  # a missing dependency is named here, not in a worker
     root = Path(out)
     params = {"n": n, "seed": seed, "min_side": min_side, "max_side": max_side, "quality": quality, "version": 3}
     stamp = root / _STAMP
@@ -303,8 +306,6 @@ def make_shapes(
         "categories": [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(CLASSES)],
     }
     job = (str(root), seed, min_side, max_side, quality)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     if min(workers, n) > 1:
         # Each image is a pure function of (seed, index): processes draw
         # them in any order, and the files and lists come out the same.
@@ -314,7 +315,8 @@ def make_shapes(
         # Spawned, not forked: the caller may have started threads (jax).
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, n), mp_context=ctx, initializer=_init_worker) as pool:
-            drawn = list(pool.map(_draw_and_save, [(job, i) for i in range(n)], chunksize=64))
+            chunk = max(1, min(64, n // (4 * workers)))
+            drawn = list(pool.map(_draw_and_save, [(job, i) for i in range(n)], chunksize=chunk))
     else:
         _init_worker()
         drawn = [_draw_and_save((job, i)) for i in range(n)]
@@ -344,6 +346,14 @@ def make_shapes(
     return root
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m stokehold.datasets OUT [--n N] [--seed S]``."""
     parser = argparse.ArgumentParser(prog="python -m stokehold.datasets", description=__doc__.split("\n\n")[0])
@@ -354,7 +364,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--max-side", type=int, default=640)
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--force", action="store_true", help="redo even if OUT is complete")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing (default: cores)")
+    parser.add_argument("--workers", type=int, default=_usable_cores(), help="processes drawing (default: usable cores)")
     args = parser.parse_args(argv)
     root = make_shapes(
         args.out, args.n, args.seed, min_side=args.min_side, max_side=args.max_side, quality=args.quality, force=args.force,

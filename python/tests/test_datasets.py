@@ -30,9 +30,9 @@ def test_same_seed_same_bytes_other_seed_other_images(tmp_path: Path) -> None:
 
 def test_processes_draw_the_same_bytes(tmp_path: Path) -> None:
     """`make demo` draws 6,000 images in one process per core: same output as one process."""
-    one = digests(make_shapes(tmp_path / "one", n=24, seed=3))
-    two = digests(make_shapes(tmp_path / "two", n=24, seed=3, workers=2))
-    assert one == two and len(one) > 24
+    one = digests(make_shapes(tmp_path / "one", n=40, seed=3))
+    two = digests(make_shapes(tmp_path / "two", n=40, seed=3, workers=2))  # chunks of 5: both processes draw
+    assert one == two and len(one) > 40
 
 
 def test_layout_sizes_and_annotations(shapes: Path) -> None:

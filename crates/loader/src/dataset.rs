@@ -510,6 +510,12 @@ impl<S: Source> Dataset<S> {
         Ok(())
     }
 
+    /// The resume point set by [`Dataset::resume_at`]: `(epoch, position)`,
+    /// or `None` when every epoch starts at 0.
+    pub fn resume_point(&self) -> Option<(u64, usize)> {
+        *self.resume.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Samples of epoch `epoch`'s order consumed by the whole job once every
     /// rank has read `batches` of it.
     /// (With buckets: batches of the epoch's list.)

@@ -461,13 +461,16 @@ impl<S: Sequence> Iterator for EpochIter<'_, S> {
     }
 }
 
+// Fields drop in order: the runs first, which cancels their queued jobs,
+// then the loader, whose pool joins its workers (declared first, it would
+// wait for up to `prefetch` batches that nobody will take).
 struct GenState<S: Sequence> {
-    loader: Loader<S>,
     run: Option<Run<S::Batch>>,
     /// The next epoch's run, already reading ahead while the current one
     /// has nothing left to dispatch (only for a sequence whose epochs are
     /// independent, [`Sequence::independent_epochs`]).
     ahead: Option<Run<S::Batch>>,
+    loader: Loader<S>,
 }
 
 impl<S: Sequence> GenState<S> {
@@ -522,7 +525,7 @@ impl<S: Sequence> Generator<S> {
 
     /// The next batch if it is already made, without waiting: `None` when
     /// it is still being made (then [`Generator::next_batch`] waits for
-    /// it). The read-ahead is topped up either way.
+    /// it).
     pub fn try_next_batch(&self) -> Option<Result<S::Batch, Error>> {
         self.next_inner(Wait::No)
     }

@@ -828,3 +828,52 @@ fn the_generator_reads_the_next_epoch_ahead_when_epochs_are_independent() {
     // A sequence whose hook must run first is not read ahead.
     assert!(!run(false)[2].2);
 }
+
+/// Counts the batches it makes; each takes 100 ms.
+struct Counting {
+    made: Arc<AtomicUsize>,
+}
+
+impl Sequence for Counting {
+    type Batch = usize;
+    fn len(&self) -> usize {
+        8
+    }
+    fn batch(&self, _: u64, index: usize) -> Result<usize, Error> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.made.fetch_add(1, Ordering::SeqCst);
+        Ok(index)
+    }
+    fn independent_epochs(&self) -> bool {
+        true
+    }
+}
+
+/// Regression: dropping a generator (a Dataset collected without
+/// `close()`) joined the workers before cancelling the queued batches, so
+/// the dropping thread waited while up to `prefetch` batches nobody would
+/// take were made.
+#[test]
+fn dropping_a_generator_does_not_make_the_queued_batches() {
+    let made = Arc::new(AtomicUsize::new(0));
+    let l = Loader::new(
+        Arc::new(Counting {
+            made: Arc::clone(&made),
+        }),
+        LoaderOptions {
+            threads: 1,
+            prefetch: 6,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let g = l.generator();
+    assert_eq!(g.next_batch().unwrap(), 0);
+    drop(g);
+    // Batch 0, and at most the one batch the worker had started.
+    let n = made.load(Ordering::SeqCst);
+    assert!(
+        n <= 2,
+        "{n} batches made; the queued ones were not cancelled"
+    );
+}

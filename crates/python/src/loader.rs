@@ -461,6 +461,15 @@ impl NativeLoader {
     /// Resumes at `position` of epoch `epoch`'s global order: the rest of
     /// that epoch is cut for this dataset's ranks and batch size.
     fn resume(&self, epoch: u64, position: usize) -> PyResult<()> {
+        // Already there (`set_epoch(e)` before each epoch, as torch's
+        // samplers are driven): keep the batches read ahead for it.
+        let here = self.generator.state().map_err(Failure::from)?;
+        if position == 0
+            && self.seq.resume_point().is_none()
+            && (here.epoch, here.next_batch) == (epoch, 0)
+        {
+            return Ok(());
+        }
         self.seq.resume_at(epoch, position).map_err(Failure::from)?;
         self.generator
             .restore(LoaderState {
