@@ -360,7 +360,7 @@ pub fn pack(
     if written == 0 && !(options.part.is_some() && first == end) {
         return Err(Error::Empty { findings });
     }
-    let out = sink.finish(&attrs)?;
+    let out = sink.finish(&attrs, control)?;
     let (mean, std) = out.sums.mean_std();
     let shards = out.shards.len().max(1);
     if options.sharded() {

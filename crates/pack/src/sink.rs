@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stokehold_core::Sample;
+use stokehold_core::{Control, Sample};
 use stokehold_store::{
     Attrs, PackedSample, PixelSums, ShardEntry, Storage, StoreReader, StoreWriter, WriterConfig,
 };
@@ -21,7 +21,10 @@ pub(crate) struct Written {
 /// Takes samples in order and writes them.
 pub(crate) trait Sink {
     fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error>;
-    fn finish(self: Box<Self>, attrs: &Attrs) -> Result<Written, Error>;
+    /// Writes what remains; a single file is renamed into place only if
+    /// `control` was not cancelled by then (a signal that arrives while
+    /// the file is flushed leaves nothing under the final name).
+    fn finish(self: Box<Self>, attrs: &Attrs, control: &Control) -> Result<Written, Error>;
 }
 
 fn store_sample<'a>(
@@ -57,9 +60,13 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, attrs: &Attrs) -> Result<Written, Error> {
+    fn finish(self: Box<Self>, attrs: &Attrs, control: &Control) -> Result<Written, Error> {
         let dest = self.dest;
         let (finished, sums) = self.writer.finish(attrs)?;
+        if control.is_cancelled() {
+            // Dropping the temporary path removes the file.
+            return Err(Error::Cancelled);
+        }
         let persisted = if self.force {
             finished.persist(&dest)
         } else {
@@ -178,7 +185,7 @@ impl Sink for ShardSink {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, attrs: &Attrs) -> Result<Written, Error> {
+    fn finish(mut self: Box<Self>, attrs: &Attrs, _: &Control) -> Result<Written, Error> {
         self.attrs = attrs.clone();
         self.close_current()?;
         let file_bytes = self.entries.iter().map(|e| e.file_bytes).sum();
