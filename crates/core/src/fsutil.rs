@@ -247,6 +247,20 @@ pub fn read_line_capped(
     }
 }
 
+/// Hands memory that was freed, but that the allocator still holds, back to
+/// the operating system (glibc's `malloc_trim`; a no-op elsewhere). Opening a
+/// large dataset index parses megabytes of JSON whose buffers are freed in
+/// the middle of the heap, where glibc keeps them: measured on a
+/// 200,000-sample index, 32 of the 51 bytes per sample that the process grew.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim has no preconditions; it only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

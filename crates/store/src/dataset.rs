@@ -132,7 +132,10 @@ impl PackedDataset {
             });
         }
         let index = DatasetIndex::load(&index_path, max_index_bytes)?;
-        Ok(Self::from_index(&index_path, index))
+        let dataset = Self::from_index(&index_path, index);
+        // The parsed index is gone; its buffers need not stay resident.
+        stokehold_core::fsutil::release_free_memory();
+        Ok(dataset)
     }
 
     fn from_index(index_path: &Path, index: DatasetIndex) -> PackedDataset {
