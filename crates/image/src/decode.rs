@@ -167,6 +167,19 @@ pub fn decode_scaled(
         let size = (px.width, px.height);
         return Ok((px, size));
     }
+    decode_jpeg_scaled(bytes, options, eighths)
+}
+
+fn decode_jpeg(bytes: &[u8], options: &DecodeOptions) -> Result<Pixels, Error> {
+    decode_jpeg_scaled(bytes, options, 8).map(|(px, _)| px)
+}
+
+/// A JPEG at `eighths`/8, with this thread's decoder (made on first use).
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    options: &DecodeOptions,
+    eighths: u32,
+) -> Result<(Pixels, (u32, u32)), Error> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -177,20 +190,6 @@ pub fn decode_scaled(
         }
         let d = slot.as_mut().expect("set above");
         decode_jpeg_at(d, bytes, options, eighths)
-    })
-}
-
-fn decode_jpeg(bytes: &[u8], options: &DecodeOptions) -> Result<Pixels, Error> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(
-                turbojpeg::Decompressor::new()
-                    .map_err(|e| Error::Decode(format!("cannot start the JPEG decoder: {e}")))?,
-            );
-        }
-        let d = slot.as_mut().expect("set above");
-        decode_jpeg_at(d, bytes, options, 8).map(|(px, _)| px)
     })
 }
 

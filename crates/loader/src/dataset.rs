@@ -740,35 +740,25 @@ impl<S: Source> Dataset<S> {
                     None => {}
                 }
                 let range = slot * per..(slot + 1) * per;
-                match (&mut images, members) {
+                let out = match (&mut images, members) {
                     (Images::U8(buf), Some(_)) if !chw && cw == w => {
                         buf[slot * per + ch * w * c..(slot + 1) * per].fill(0);
+                        None
                     }
-                    (Images::U8(buf), Some(_)) => {
-                        let out = Slot::U8(&mut buf[range]);
-                        place(
-                            &content[..ch * cw * c],
-                            [ch, cw],
-                            out,
-                            [h, w, c],
-                            chw,
-                            &self.scale,
-                            &self.bias,
-                        );
-                    }
-                    (Images::F32(buf), Some(_)) => {
-                        let out = Slot::F32(&mut buf[range]);
-                        place(
-                            &content[..ch * cw * c],
-                            [ch, cw],
-                            out,
-                            [h, w, c],
-                            chw,
-                            &self.scale,
-                            &self.bias,
-                        );
-                    }
-                    _ => {}
+                    (Images::U8(buf), Some(_)) => Some(Slot::U8(&mut buf[range])),
+                    (Images::F32(buf), Some(_)) => Some(Slot::F32(&mut buf[range])),
+                    _ => None,
+                };
+                if let Some(out) = out {
+                    place(
+                        &content[..ch * cw * c],
+                        [ch, cw],
+                        out,
+                        [h, w, c],
+                        chw,
+                        &self.scale,
+                        &self.bias,
+                    );
                 }
                 match &mut images {
                     _ if members.is_some() => {}
