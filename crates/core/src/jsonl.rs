@@ -324,7 +324,7 @@ fn parse_sample(line: &str, classes: &[String], base: &Path) -> Result<Sample, S
 }
 
 /// A manifest read line by line on demand: opening it reads the header and
-/// the byte address of every sample line (12 bytes a sample), and
+/// the byte address of every sample line (8 bytes a sample), and
 /// [`ManifestFile::sample`] parses one line when it is asked for. A job that
 /// goes through a manifest once (a pack) then needs memory for the samples
 /// in flight, not for the whole manifest.
@@ -335,10 +335,13 @@ pub struct ManifestFile {
     file: std::fs::File,
     classes: Vec<String>,
     source: Option<SourceInfo>,
-    /// Byte offset of each sample line.
+    /// Byte offset of each sample line, then the file's length.
     offsets: Vec<u64>,
-    /// Its length in bytes and 1-based line number.
-    lines: Vec<(u32, u32)>,
+    /// Where blank lines come before a sample line: `(sample, blank lines
+    /// before it in all)`, for the line numbers in errors (usually empty).
+    blanks: Vec<(usize, usize)>,
+    /// The longest line allowed (every line was checked at the open).
+    max_line: u64,
 }
 
 impl ManifestFile {
@@ -387,7 +390,7 @@ impl ManifestFile {
             ));
         }
         let mut offset = buf.len() as u64;
-        let (mut offsets, mut lines) = (Vec::new(), Vec::new());
+        let (mut offsets, mut blanks) = (Vec::new(), Vec::new());
         let mut lineno = 1usize;
         loop {
             lineno += 1;
@@ -398,19 +401,22 @@ impl ManifestFile {
                 return Err(bad(lineno, "not UTF-8 text".into()));
             }
             if !buf.iter().all(u8::is_ascii_whitespace) {
+                let blank = lineno - 2 - offsets.len();
+                if blank > blanks.last().map_or(0, |&(_, b)| b) {
+                    blanks.push((offsets.len(), blank));
+                }
                 offsets.push(offset);
-                lines.push((buf.len() as u32, lineno as u32));
             }
             offset += buf.len() as u64;
         }
+        let samples = offsets.len();
+        offsets.push(offset);
+        offsets.shrink_to_fit();
         if let Some(n) = header.num_samples {
-            if n != offsets.len() {
+            if n != samples {
                 return Err(bad(
                     1,
-                    format!(
-                        "header says {n} samples, the file holds {} (truncated?)",
-                        offsets.len()
-                    ),
+                    format!("header says {n} samples, the file holds {samples} (truncated?)"),
                 ));
             }
         }
@@ -439,7 +445,8 @@ impl ManifestFile {
             classes: header.classes,
             source,
             offsets,
-            lines,
+            blanks,
+            max_line: limits.max_line_bytes,
         })
     }
 
@@ -450,12 +457,19 @@ impl ManifestFile {
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.offsets.len()
+        self.offsets.len() - 1
     }
 
     /// Whether there is no sample.
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.len() == 0
+    }
+
+    /// The 1-based line number of sample `index`.
+    fn line_of(&self, index: usize) -> usize {
+        let k = self.blanks.partition_point(|&(i, _)| i <= index);
+        let blank = if k == 0 { 0 } else { self.blanks[k - 1].1 };
+        index + 2 + blank
     }
 
     /// Class names.
@@ -472,14 +486,18 @@ impl ManifestFile {
     /// the line.
     pub fn sample(&self, index: usize) -> Result<Sample, Error> {
         use std::os::unix::fs::FileExt;
-        let (len, lineno) = self.lines[index];
-        let mut buf = vec![0u8; len as usize];
+        // The line and any blank lines after it, up to the longest line allowed.
+        let (start, next) = (self.offsets[index], self.offsets[index + 1]);
+        let mut buf = vec![0u8; (next - start).min(self.max_line) as usize];
         self.file
-            .read_exact_at(&mut buf, self.offsets[index])
+            .read_exact_at(&mut buf, start)
             .map_err(|e| Error::io(&self.path, e))?;
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            buf.truncate(end + 1);
+        }
         let bad = |reason: String| Error::Manifest {
             path: self.path.clone(),
-            line: lineno as usize,
+            line: self.line_of(index),
             reason,
         };
         let text = std::str::from_utf8(&buf)
@@ -498,7 +516,7 @@ impl crate::SampleSource for ManifestFile {
     }
 
     fn len(&self) -> usize {
-        self.offsets.len()
+        ManifestFile::len(self)
     }
 
     fn sample(&self, index: usize) -> Result<std::borrow::Cow<'_, Sample>, Error> {
@@ -618,6 +636,32 @@ mod tests {
         let f = ManifestFile::open(&path, &Limits::default(), false).unwrap();
         let err = f.sample(0).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("label 9"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_file_with_blank_lines_names_the_right_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let m = sample_manifest(dir.path());
+        m.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // header, blank, sample 0, two blanks, sample 1 with a bad label, blanks.
+        let broken = lines[2].replace("\"width\":10", "\"width\":\"ten\"");
+        let edited = format!("{}\n\n{}\n  \n\n{}\n\n\n", lines[0], lines[1], broken);
+        std::fs::write(&path, &edited).unwrap();
+        let longest = edited.lines().map(str::len).max().unwrap() as u64;
+        let limits = Limits {
+            max_line_bytes: longest + 1,
+            ..Limits::default()
+        };
+        let f = ManifestFile::open(&path, &limits, false).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.sample(0).unwrap(), m.samples[0]);
+        let err = f.sample(1).unwrap_err().to_string();
+        assert!(err.contains("line 6") && err.contains("\"ten\""), "{err}");
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 6"), "{err}");
     }
 
     #[test]

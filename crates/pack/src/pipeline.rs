@@ -9,8 +9,8 @@ use std::time::Instant;
 use stokehold_core::{Control, Finding, FindingKind, Sample, SampleSource};
 use stokehold_store::index::{part_dir_name, write_json_atomic, PART_FILE};
 use stokehold_store::{
-    check_class_names, Attrs, DatasetIndex, DatasetSpec, PartRecord, PixelSums, Storage,
-    StoreWriter, WriterConfig,
+    check_class_names, Attrs, DatasetSpec, PartRecord, ShardSpill, Storage, StoreWriter,
+    WriterConfig,
 };
 
 use crate::options::{validate, PackOptions, PackReport, StorageKind, StorageOption};
@@ -243,6 +243,7 @@ pub fn pack(
         };
         let limits = options.shards.unwrap_or_default();
         let sample_bytes = (h * w * c) as usize;
+        let entries = ShardSpill::new(&dir, c as usize, samples.classes().len())?;
         Box::new(ShardSink {
             dir,
             prefix,
@@ -253,8 +254,7 @@ pub fn pack(
             current: None,
             current_bytes: 0,
             attrs: attrs.clone(),
-            entries: Vec::new(),
-            sums: PixelSums::new(c as usize),
+            entries,
             written: 0,
         })
     } else {
@@ -362,7 +362,7 @@ pub fn pack(
     }
     let out = sink.finish(&attrs, control)?;
     let (mean, std) = out.sums.mean_std();
-    let shards = out.shards.len().max(1);
+    let shards = out.shards.as_ref().map_or(1, |s| s.len().max(1));
     if options.sharded() {
         let spec = DatasetSpec {
             image_shape: match options.fixed_size() {
@@ -391,13 +391,14 @@ pub fn pack(
                     range: [first, end],
                     spec,
                     skipped: (end - first) - written,
-                    shards: out.shards,
+                    shards: out.shards.expect("a sharded pack's sink"),
                 };
                 let dir = dest.join(part_dir_name(i, parts));
                 write_json_atomic(&dir.join(PART_FILE), &record)?;
             }
             None => {
-                DatasetIndex::new(spec, out.shards).save(dest)?;
+                let shards = out.shards.expect("a sharded pack's sink");
+                shards.into_index(spec).save(dest)?;
             }
         }
     }

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use stokehold_core::{Control, Sample};
 use stokehold_store::{
-    Attrs, PackedSample, PixelSums, ShardEntry, Storage, StoreReader, StoreWriter, WriterConfig,
+    Attrs, PackedSample, PixelSums, ShardEntry, ShardSpill, Storage, StoreReader, StoreWriter,
+    WriterConfig,
 };
 
 use crate::options::ShardOptions;
@@ -15,7 +16,8 @@ use crate::Error;
 pub(crate) struct Written {
     pub sums: PixelSums,
     pub file_bytes: u64,
-    pub shards: Vec<ShardEntry>,
+    /// The shards' index entries (none for one file).
+    pub shards: Option<ShardSpill>,
 }
 
 /// Takes samples in order and writes them.
@@ -85,7 +87,7 @@ impl Sink for FileSink {
         Ok(Written {
             sums,
             file_bytes: std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
-            shards: Vec::new(),
+            shards: None,
         })
     }
 }
@@ -106,8 +108,8 @@ pub(crate) struct ShardSink {
     pub current: Option<StoreWriter>,
     pub current_bytes: u64,
     pub attrs: Attrs,
-    pub entries: Vec<ShardEntry>,
-    pub sums: PixelSums,
+    /// The index entries of the shards closed so far, kept on disk.
+    pub entries: ShardSpill,
     pub written: usize,
 }
 
@@ -152,8 +154,8 @@ impl ShardSink {
         })?;
         let reader = StoreReader::open(&path)?;
         let entry = ShardEntry::of_file(&reader, name, self.written - reader.len())?;
-        self.sums.merge(&sums);
-        self.entries.push(entry);
+        debug_assert_eq!(entry.sums(), sums);
+        self.entries.push(entry)?;
         self.current_bytes = 0;
         Ok(())
     }
@@ -188,11 +190,10 @@ impl Sink for ShardSink {
     fn finish(mut self: Box<Self>, attrs: &Attrs, _: &Control) -> Result<Written, Error> {
         self.attrs = attrs.clone();
         self.close_current()?;
-        let file_bytes = self.entries.iter().map(|e| e.file_bytes).sum();
         Ok(Written {
-            sums: self.sums,
-            file_bytes,
-            shards: self.entries,
+            sums: self.entries.sums().clone(),
+            file_bytes: self.entries.file_bytes(),
+            shards: Some(self.entries),
         })
     }
 }

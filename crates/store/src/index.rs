@@ -178,9 +178,10 @@ pub struct DatasetSpec {
     pub source: String,
 }
 
-/// A part's record: its shards, written last by the part.
+/// A part's record: its shards, written last by the part. (`S` is how the
+/// shards are held: in memory, or [`ShardSpill`] while a part is written.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PartRecord {
+pub struct PartRecord<S = Vec<ShardEntry>> {
     /// Always [`INDEX_FORMAT`].
     pub format: String,
     /// Part `part` of `parts`.
@@ -196,12 +197,13 @@ pub struct PartRecord {
     pub skipped: usize,
     /// The shards, in order (paths relative to the dataset directory;
     /// `first_sample` counts from the part's first sample).
-    pub shards: Vec<ShardEntry>,
+    pub shards: S,
 }
 
-/// The index of a dataset directory.
+/// The index of a dataset directory. (`S` is how the shards are held: in
+/// memory, or [`ShardSpill`] while a pack writes the index.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetIndex {
+pub struct DatasetIndex<S = Vec<ShardEntry>> {
     /// Always [`INDEX_FORMAT`].
     pub format: String,
     /// [`INDEX_VERSION`].
@@ -227,45 +229,81 @@ pub struct DatasetIndex {
     /// Which stokehold wrote it.
     pub created_by: String,
     /// The shards, in sample order.
-    pub shards: Vec<ShardEntry>,
+    pub shards: S,
+}
+
+/// What an index sums over its shards.
+#[derive(Debug, Clone)]
+struct Totals {
+    num_samples: usize,
+    sums: PixelSums,
+    class_counts: Vec<u64>,
+}
+
+impl Totals {
+    fn new(channels: usize, classes: usize) -> Totals {
+        Totals {
+            num_samples: 0,
+            sums: PixelSums::new(channels),
+            class_counts: vec![0u64; classes],
+        }
+    }
+
+    fn add(&mut self, shard: &ShardEntry) {
+        self.num_samples += shard.num_samples;
+        self.sums.merge(&shard.sums());
+        for &l in &shard.labels {
+            if let Some(c) = usize::try_from(l)
+                .ok()
+                .and_then(|l| self.class_counts.get_mut(l))
+            {
+                *c += 1;
+            }
+        }
+    }
+}
+
+impl<S> DatasetIndex<S> {
+    fn assemble(spec: DatasetSpec, totals: Totals, shards: S) -> DatasetIndex<S> {
+        let (mean, std) = totals.sums.mean_std();
+        DatasetIndex {
+            format: INDEX_FORMAT.into(),
+            format_version: INDEX_VERSION,
+            shard_format_version: crate::FORMAT_VERSION,
+            num_samples: totals.num_samples,
+            spec,
+            class_counts: totals.class_counts,
+            mean,
+            std,
+            pixel_count: totals.sums.count,
+            pixel_sum: totals.sums.sum,
+            pixel_sum_sq: totals.sums.sum_sq,
+            created_by: concat!("stokehold ", env!("CARGO_PKG_VERSION")).into(),
+            shards,
+        }
+    }
+
+    /// Writes the index atomically: a temporary file beside it, synced and
+    /// renamed, so a reader never sees half an index.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf, Error>
+    where
+        S: Serialize,
+    {
+        let dest = dir.join(INDEX_FILE);
+        write_json_atomic(&dest, self)?;
+        Ok(dest)
+    }
 }
 
 impl DatasetIndex {
     /// The index of `shards` (in sample order; `first_sample` is set here).
     pub fn new(spec: DatasetSpec, mut shards: Vec<ShardEntry>) -> DatasetIndex {
-        let channels = spec.image_shape[2].max(0) as usize;
-        let mut sums = PixelSums::new(channels);
-        let mut class_counts = vec![0u64; spec.classes.len()];
-        let mut first = 0;
+        let mut totals = Totals::new(spec.image_shape[2].max(0) as usize, spec.classes.len());
         for s in &mut shards {
-            s.first_sample = first;
-            first += s.num_samples;
-            sums.merge(&s.sums());
-            for &l in &s.labels {
-                if let Some(c) = usize::try_from(l)
-                    .ok()
-                    .and_then(|l| class_counts.get_mut(l))
-                {
-                    *c += 1;
-                }
-            }
+            s.first_sample = totals.num_samples;
+            totals.add(s);
         }
-        let (mean, std) = sums.mean_std();
-        DatasetIndex {
-            format: INDEX_FORMAT.into(),
-            format_version: INDEX_VERSION,
-            shard_format_version: crate::FORMAT_VERSION,
-            num_samples: first,
-            spec,
-            class_counts,
-            mean,
-            std,
-            pixel_count: sums.count,
-            pixel_sum: sums.sum,
-            pixel_sum_sq: sums.sum_sq,
-            created_by: concat!("stokehold ", env!("CARGO_PKG_VERSION")).into(),
-            shards,
-        }
+        DatasetIndex::assemble(spec, totals, shards)
     }
 
     /// Reads and checks an index (every number that addresses bytes or
@@ -390,13 +428,102 @@ impl DatasetIndex {
         }
         Ok(())
     }
+}
 
-    /// Writes the index atomically: a temporary file beside it, synced and
-    /// renamed, so a reader never sees half an index.
-    pub fn save(&self, dir: &Path) -> Result<PathBuf, Error> {
-        let dest = dir.join(INDEX_FILE);
-        write_json_atomic(&dest, self)?;
-        Ok(dest)
+/// The shard entries of a pack in progress, held in an unnamed temporary
+/// file in the dataset directory (one JSON line per shard) instead of in
+/// memory, so that a pack's memory does not grow with its samples (the
+/// entries hold a label, box offset and source position per sample). The
+/// index or part record is then written from it: it serializes to JSON as
+/// the list of its entries, byte for byte what `Vec<ShardEntry>` gives.
+/// (Only `serde_json` writes it; the entries are kept as JSON text.)
+#[derive(Debug)]
+pub struct ShardSpill {
+    file: std::fs::File,
+    shards: usize,
+    file_bytes: u64,
+    totals: Totals,
+}
+
+impl ShardSpill {
+    /// An empty spill in `dir` (the file vanishes with the value, or with
+    /// the process), for samples of `channels` and `classes` classes.
+    pub fn new(dir: &Path, channels: usize, classes: usize) -> Result<ShardSpill, Error> {
+        Ok(ShardSpill {
+            file: tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?,
+            shards: 0,
+            file_bytes: 0,
+            totals: Totals::new(channels, classes),
+        })
+    }
+
+    /// Adds the next shard; its `first_sample` is set to the samples before it.
+    pub fn push(&mut self, mut entry: ShardEntry) -> Result<(), Error> {
+        entry.first_sample = self.totals.num_samples;
+        let mut line = serde_json::to_vec(&entry).map_err(|e| Error::Format {
+            path: PathBuf::from(&entry.path),
+            reason: format!("cannot write its index entry: {e}"),
+        })?;
+        line.push(b'\n');
+        (&self.file)
+            .write_all(&line)
+            .map_err(|e| Error::io(Path::new(&entry.path), e))?;
+        self.totals.add(&entry);
+        self.shards += 1;
+        self.file_bytes += entry.file_bytes;
+        Ok(())
+    }
+
+    /// Shards so far.
+    pub fn len(&self) -> usize {
+        self.shards
+    }
+
+    /// Whether no shard was added.
+    pub fn is_empty(&self) -> bool {
+        self.shards == 0
+    }
+
+    /// Samples in all shards so far.
+    pub fn num_samples(&self) -> usize {
+        self.totals.num_samples
+    }
+
+    /// Bytes of all shard files so far.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    /// Exact pixel sums of all shards so far.
+    pub fn sums(&self) -> &PixelSums {
+        &self.totals.sums
+    }
+
+    /// The dataset's index, with these shards (in the order they were added).
+    pub fn into_index(self, spec: DatasetSpec) -> DatasetIndex<ShardSpill> {
+        let totals = self.totals.clone();
+        DatasetIndex::assemble(spec, totals, self)
+    }
+}
+
+impl Serialize for ShardSpill {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        use std::io::{BufRead, Seek};
+        let mut file = &self.file;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(S::Error::custom)?;
+        let mut lines = std::io::BufReader::new(file);
+        let mut seq = serializer.serialize_seq(Some(self.shards))?;
+        let mut line = String::new();
+        for k in 0..self.shards {
+            line.clear();
+            lines.read_line(&mut line).map_err(S::Error::custom)?;
+            let entry: &serde_json::value::RawValue = serde_json::from_str(line.trim_end())
+                .map_err(|e| S::Error::custom(format!("shard {k}'s spilled entry: {e}")))?;
+            seq.serialize_element(entry)?;
+        }
+        seq.end()
     }
 }
 
@@ -583,5 +710,96 @@ mod tests {
         assert_eq!(parse_part_dir("part-00003-of-00008"), Some((3, 8)));
         assert_eq!(parse_part_dir("part-00008-of-00008"), None);
         assert_eq!(parse_part_dir("shard-00001.h5"), None);
+    }
+
+    fn entry(k: usize, n: usize) -> ShardEntry {
+        ShardEntry {
+            path: format!("shard-{k:05}.h5"),
+            file_bytes: 1000 + k as u64,
+            num_samples: n,
+            first_sample: 999, // set by whoever assembles the index
+            sample_bytes: None,
+            data_offset: 4096,
+            offsets: (0..=n as u64).map(|i| i * 17).collect(),
+            shapes: (0..n as u32).map(|i| [i + 1, 2 * i + 1, 3]).collect(),
+            labels: (0..n as i64).map(|i| i % 3 - 1).collect(),
+            box_offsets: (0..=n as u64).collect(),
+            boxes: (0..n)
+                .map(|i| [0.1, 0.2 + i as f32 / 3.0, 1e-7, 123.456])
+                .collect(),
+            box_labels: (0..n as i64).collect(),
+            source_index: (0..n as u64).map(|i| 7 * i).collect(),
+            pixel_count: 10 * n as u64,
+            pixel_sum: vec![k as u64, 2, 3],
+            pixel_sum_sq: vec![4, 5, 6 + k as u64],
+        }
+    }
+
+    fn spec() -> DatasetSpec {
+        DatasetSpec {
+            image_shape: [-1, -1, 3],
+            storage: "encoded".into(),
+            codec: Some("png".into()),
+            quality: None,
+            resize: "fit".into(),
+            filter: "triangle".into(),
+            fill: 0,
+            classes: vec!["a".into(), "b".into()],
+            manifest_samples: 20,
+            source: "/x".into(),
+        }
+    }
+
+    #[test]
+    fn a_spilled_index_is_written_as_the_index_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = vec![entry(0, 5), entry(1, 0), entry(2, 7)];
+        let mut spill = ShardSpill::new(dir.path(), 3, 2).unwrap();
+        for e in &entries {
+            spill.push(e.clone()).unwrap();
+        }
+        assert_eq!(
+            (spill.len(), spill.num_samples(), spill.file_bytes()),
+            (3, 12, 3003)
+        );
+        let in_memory = DatasetIndex::new(spec(), entries.clone());
+        let spilled = spill.into_index(spec());
+        let (a, b) = (
+            serde_json::to_string(&in_memory).unwrap(),
+            serde_json::to_string(&spilled).unwrap(),
+        );
+        assert_eq!(a, b);
+        // Written twice (the file is read from its start each time), and read back.
+        assert_eq!(serde_json::to_string(&spilled).unwrap(), a);
+        let back: DatasetIndex = serde_json::from_str(&b).unwrap();
+        assert_eq!(back, in_memory);
+        assert_eq!(back.shards[2].first_sample, 5);
+        assert_eq!(back.class_counts, vec![4, 3]);
+
+        let mut spill = ShardSpill::new(dir.path(), 3, 2).unwrap();
+        for e in &entries {
+            spill.push(e.clone()).unwrap();
+        }
+        fn record<S>(shards: S) -> PartRecord<S> {
+            PartRecord {
+                format: INDEX_FORMAT.into(),
+                part: 1,
+                parts: 2,
+                range: [10, 20],
+                spec: spec(),
+                skipped: 0,
+                shards,
+            }
+        }
+        let mut placed = entries;
+        for (e, first) in placed.iter_mut().zip([0, 5, 5]) {
+            e.first_sample = first;
+        }
+        assert_eq!(
+            serde_json::to_string(&record(spill)).unwrap(),
+            serde_json::to_string(&record(placed)).unwrap()
+        );
+        // Nothing is left in the directory: the spill has no name.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -43,6 +43,8 @@ mod writer;
 pub use dataset::PackedDataset;
 pub use error::Error;
 pub use format::{Attrs, PixelSums, Storage, FORMAT, FORMAT_VERSION};
-pub use index::{commit, DatasetIndex, DatasetSpec, PartRecord, ShardEntry, INDEX_FILE};
+pub use index::{
+    commit, DatasetIndex, DatasetSpec, PartRecord, ShardEntry, ShardSpill, INDEX_FILE,
+};
 pub use reader::{StoreInfo, StoreReader};
 pub use writer::{check_class_names, PackedSample, StoreWriter, WriterConfig};
