@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidArgumentError
 
@@ -63,3 +63,22 @@ def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise InvalidArgumentError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return value
+
+
+def is_remote(path: Any) -> bool:
+    """An address in object storage (``s3://bucket/prefix/``)."""
+    return isinstance(path, str) and path.startswith("s3://")
+
+
+def storage_options(options: Optional[Mapping[str, Any]]) -> Optional[List[Tuple[str, str]]]:
+    """``storage_options`` as pairs of strings (``True`` as ``"true"``)."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(f"storage_options must be a dict of settings, got {type(options).__name__}")
+    pairs = []
+    for k, v in options.items():
+        if not isinstance(k, str) or v is None:
+            raise InvalidArgumentError(f"storage_options: {k!r} must be a name with a value, got {v!r}")
+        pairs.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
+    return pairs

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -43,6 +44,8 @@ def _is_packed(source: PathLike) -> bool:
     dataset directory of shards (its ``dataset.json``, or parts waiting
     for ``commit``)."""
     path = os.fspath(source)
+    if _checks.is_remote(path):
+        return True
     if os.path.splitext(path)[1].lower() in (".h5", ".hdf5") or os.path.basename(path) == "dataset.json":
         return True
     if os.path.isdir(path):
@@ -203,6 +206,20 @@ class Dataset:
     ``model.fit``'s default ``shuffle=True``. :meth:`batch` gives exact random
     access. ``on_epoch_end`` (Keras calls it) moves to the next epoch.
 
+    Object storage: ``source="s3://bucket/prefix/"`` (a dataset directory
+    that ``pack`` wrote there) reads the index once and every sample by
+    HTTP range request, neighbouring samples of a batch in one request and
+    many requests in flight. Endpoint, region and credentials come from
+    ``storage_options`` (``{"endpoint_url": ..., "region": ...,
+    "aws_access_key_id": ..., ...}``), else the ``AWS_*`` environment
+    variables, else ``~/.aws/config`` and ``~/.aws/credentials``;
+    ``storage_options`` also tunes ``max_in_flight`` (16), ``max_gap``
+    (bytes between samples still read in one request, 0), ``retries`` (4)
+    and ``timeout`` (seconds, 30). ``cache_dir`` keeps the fetched bytes on
+    local disk for later epochs (shared safely by the processes of one
+    machine), at most ``cache_limit`` bytes (e.g. ``"50GB"``). See
+    ``docs/object-storage.md``.
+
     After :meth:`close`, every call raises :class:`stokehold.LoaderClosedError`.
     """
 
@@ -250,6 +267,9 @@ class Dataset:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         progress: Optional[bool] = None,
+        storage_options: Optional[Mapping[str, Any]] = None,
+        cache_dir: Optional[PathLike] = None,
+        cache_limit: Optional[Union[int, str]] = None,
     ) -> None:
         choices = _native.CHOICES
         batch_size = _checks.integer("batch_size", batch_size, 1, 1 << 24)
@@ -270,6 +290,20 @@ class Dataset:
         world_size = _checks.integer("world_size", world_size, 1, 1 << 20)
         rank = _checks.integer("rank", rank, 0, world_size - 1)
         packed = _is_packed(source) if not isinstance(source, Manifest) else False
+        remote = not isinstance(source, Manifest) and _checks.is_remote(os.fspath(source))
+        if not remote and (storage_options is not None or cache_dir is not None or cache_limit is not None):
+            raise InvalidArgumentError(
+                "storage_options, cache_dir, cache_limit: these are for a dataset in object storage (s3://...)"
+            )
+        if cache_limit is not None and cache_dir is None:
+            raise InvalidArgumentError("cache_limit: give cache_dir= too")
+        limit = 0
+        if cache_limit is not None:
+            limit = (
+                _native.parse_bytes(cache_limit)
+                if isinstance(cache_limit, str)
+                else _checks.integer("cache_limit", cache_limit, 1)
+            )
         # A path is kept so that a pickled Dataset (DataLoader workers with
         # spawn) can index it again in the child.
         self._source_path = None if isinstance(source, Manifest) else os.fspath(source)
@@ -351,6 +385,9 @@ class Dataset:
             on_error=on_error,
             max_pixels=_checks.integer("max_pixels", max_pixels, 1),
             max_file_bytes=_checks.integer("max_file_bytes", max_file_bytes, 1),
+            storage_options=_checks.storage_options(storage_options),
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            cache_limit=limit,
         )
         self.outputs = outputs
         self._lock = threading.Lock()
@@ -411,6 +448,16 @@ class Dataset:
             self.load_state_dict(resume)
 
     # -- what the data is -------------------------------------------------
+    @property
+    def io_stats(self) -> Optional[Dict[str, int]]:
+        """For a dataset in object storage, what its reads fetched so far:
+        ``requests`` (answered range requests), ``bytes``, ``retries``,
+        ``cache_hits`` (cache blocks served); ``None`` for a local one."""
+        stats = self._native().io_stats()
+        if stats is None:
+            return None
+        return dict(zip(("requests", "bytes", "retries", "cache_hits"), stats))
+
     @property
     def classes(self) -> List[str]:
         """Class names."""
@@ -610,6 +657,17 @@ class Dataset:
             self._native_loader.close()
         self._native_loader = None
         self._closed = True
+
+    def __del__(self) -> None:
+        # The workers are joined without holding the GIL: one may be waiting
+        # on something that needs it (a server in this process, a slow read).
+        loader = self.__dict__.get("_native_loader")
+        if loader is None or self.__dict__.get("_pid") != os.getpid() or sys.is_finalizing():
+            return
+        try:
+            loader.close()
+        except Exception:  # noqa: BLE001 - nothing to report to from a finalizer
+            pass
 
     def __enter__(self) -> "Dataset":
         return self

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _checks, _native
 from ._native import PackReport
@@ -68,6 +68,7 @@ def pack(
     part: Optional[Tuple[int, int]] = None,
     max_size: int = 512,
     multiple: int = 1,
+    storage_options: Optional[Mapping[str, Any]] = None,
 ) -> PackReport:
     """Decodes, resizes and writes a dataset into one HDF5 file at ``out``, or
     into a directory of shards.
@@ -84,6 +85,10 @@ def pack(
     (manifest positions ``[i·len/n, (i+1)·len/n)``) into
     ``out/part-IIIII-of-NNNNN/``, for any scheduler to run the parts; then
     :func:`commit` joins them (``stokehold.ray.pack`` does both on Ray).
+    ``out`` may be in object storage, ``"s3://bucket/prefix/"`` (sharded
+    only; ``storage_options`` as for :class:`stokehold.Dataset`): the shards
+    are written in a temporary folder (``TMPDIR``) and each is uploaded as
+    soon as it is complete, the index last.
 
     - ``resize``: ``"stretch"`` (fill the size), ``"letterbox"`` (keep the
       aspect, centre, pad with ``fill``), ``"crop"`` (shorter side to size,
@@ -140,6 +145,13 @@ def pack(
         part = (_checks.integer("part index", i, 0, n - 1), n)
     sharded = shard_bytes is not None or per_shard is not None or part is not None
     out = os.fspath(out)
+    options = _checks.storage_options(storage_options)
+    if _checks.is_remote(out) and shard_bytes is None and per_shard is None:
+        raise InvalidArgumentError(
+            f"{out}: a dataset in object storage is written as shards: give shard_size= or samples_per_shard="
+        )
+    if options is not None and not _checks.is_remote(out):
+        raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
     _native.check_output(out, bool(force), sharded, part)
     with _termination_as_interrupt():
         manifest = _manifest_of(source, format, strict, threads, progress, max_pixels, max_file_bytes)
@@ -165,6 +177,7 @@ def pack(
                 callback,
                 max_size,
                 multiple,
+                options,
             )
 
 
@@ -211,25 +224,35 @@ class CommitReport(NamedTuple):
     std: List[float]
 
 
-def commit(path: PathLike) -> CommitReport:
+def commit(path: PathLike, *, storage_options: Optional[Mapping[str, Any]] = None) -> CommitReport:
     """Checks that every part of the dataset directory ``path`` was packed
     (``pack(..., part=(i, n))`` for every ``i``), with the same options and
     no gap or overlap, and writes its index, ``dataset.json``. An incomplete
     directory raises :class:`stokehold.InvalidFileError` naming what is
-    missing."""
-    samples, shards, mean, std = _native.commit(os.fspath(path))
+    missing. ``path`` may be ``s3://bucket/prefix/`` (see :func:`pack`)."""
+    samples, shards, mean, std = _native.commit(os.fspath(path), _checks.storage_options(storage_options))
     return CommitReport(os.fspath(path), samples, shards, mean, std)
 
 
-def inspect(path: PathLike) -> Dict[str, Any]:
-    """Describes a packed file: samples, shape, storage, classes with counts,
-    boxes, mean/std, format version, size on disk."""
-    return _native.inspect(os.fspath(path))
+def inspect(path: PathLike, *, storage_options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Describes a packed file or dataset (a directory, or ``s3://bucket/prefix/``
+    with ``storage_options`` as for :class:`stokehold.Dataset`): samples,
+    shape, storage, classes with counts, boxes, mean/std, format version,
+    size on disk."""
+    return _native.inspect(os.fspath(path), _checks.storage_options(storage_options))
 
 
-def preview(path: PathLike, out: PathLike = "preview.png", n: int = 64, seed: int = 0) -> List[int]:
+def preview(
+    path: PathLike,
+    out: PathLike = "preview.png",
+    n: int = 64,
+    seed: int = 0,
+    *,
+    storage_options: Optional[Mapping[str, Any]] = None,
+) -> List[int]:
     """Draws ``n`` packed samples (a seeded random choice) into a PNG grid at
-    ``out``, with boxes and class names; returns the sample indices drawn."""
+    ``out``, with boxes and class names; returns the sample indices drawn.
+    ``path`` may be in object storage (see :func:`inspect`)."""
     n = _checks.integer("n", n, 1, 4096)
     seed = _checks.integer("seed", seed, 0, 2**64 - 1)
-    return _native.preview(os.fspath(path), os.fspath(out), n, seed)
+    return _native.preview(os.fspath(path), os.fspath(out), n, seed, _checks.storage_options(storage_options))

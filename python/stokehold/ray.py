@@ -128,6 +128,11 @@ def pack(
     unknown = set(options) - {"resize", "filter", "channels", "storage", "quality", "fill", "strict", "max_pixels", "max_file_bytes"}
     if unknown:
         raise InvalidArgumentError(f"unknown option(s) {sorted(unknown)} for stokehold.ray.pack")
+    if _checks.is_remote(os.fspath(out)):
+        raise InvalidArgumentError(
+            f"{os.fspath(out)}: stokehold.ray.pack writes to a shared file system; for object storage run "
+            "stokehold.pack(..., part=(i, n)) in each task and stokehold.commit(out) at the end"
+        )
     ray = _ray()
     threads = _checks.optional_integer("num_threads", num_threads, 1) or 1
     hw = _checks.size("size", size)

@@ -631,6 +631,7 @@ impl<S: Source> Dataset<S> {
                     .then(|| order[(first_position + slot + attempt) % order.len()]),
             }
         };
+        self.source.prefetch(&indices);
         let b = indices.len();
         let per = h * w * c;
         let chw = self.options.layout == Layout::Nchw;

@@ -47,6 +47,11 @@ pub trait Source: Send + Sync {
     /// returns its label and boxes.
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, Error>;
 
+    /// Called with a batch's samples before they are loaded, on the thread
+    /// that loads them: a source in object storage fetches them together
+    /// here. Nothing by default.
+    fn prefetch(&self, _indices: &[usize]) {}
+
     /// `(width, height)` of sample `index` as the source holds it, before
     /// any resize, when known without reading it (what a random resized
     /// crop is drawn on).
@@ -175,6 +180,11 @@ impl PackedSource {
         })
     }
 
+    /// Serves an opened dataset (a local one, or one in object storage).
+    pub fn from_dataset(reader: PackedDataset) -> Self {
+        PackedSource { reader }
+    }
+
     /// The underlying dataset.
     pub fn reader(&self) -> &PackedDataset {
         &self.reader
@@ -201,6 +211,10 @@ impl Source for PackedSource {
     fn stats(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         let a = &self.reader.info().attrs;
         Some((a.mean.clone(), a.std.clone()))
+    }
+
+    fn prefetch(&self, indices: &[usize]) {
+        self.reader.prefetch(indices);
     }
 
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, Error> {

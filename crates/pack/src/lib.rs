@@ -25,8 +25,9 @@ mod sink;
 use std::path::PathBuf;
 
 pub use options::{PackOptions, PackReport, ShardOptions, StorageKind, StorageOption};
-pub use pipeline::{check_output, check_output_dir, pack};
-pub use preview::{preview, PreviewOptions};
+pub use pipeline::{check_output, check_output_dir, pack, pack_with};
+pub use preview::{preview, preview_dataset, PreviewOptions};
+pub use sink::Upload;
 use stokehold_core::Finding;
 pub use stokehold_store::commit;
 

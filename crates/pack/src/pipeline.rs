@@ -15,7 +15,7 @@ use stokehold_store::{
 
 use crate::options::{validate, PackOptions, PackReport, StorageKind, StorageOption};
 use crate::process::{process, Packed};
-use crate::sink::{clear_dataset_dir, holds_dataset, FileSink, ShardSink, Sink};
+use crate::sink::{clear_dataset_dir, holds_dataset, FileSink, ShardSink, Sink, Upload};
 use crate::Error;
 
 /// Everything that could fail at the end of a pack, checked before any
@@ -179,6 +179,25 @@ pub fn pack(
     options: &PackOptions,
     control: &Control,
 ) -> Result<PackReport, Error> {
+    pack_with(samples, dest, options, control, None)
+}
+
+/// [`pack`] into the directory `dest` (sharded packs only), each closed
+/// shard handed to `upload` and removed from `dest`, the index (or part
+/// record) handed over last: how a pack reaches object storage.
+pub fn pack_with(
+    samples: &dyn SampleSource,
+    dest: &Path,
+    options: &PackOptions,
+    control: &Control,
+    upload: Option<&dyn Upload>,
+) -> Result<PackReport, Error> {
+    if upload.is_some() && !options.sharded() {
+        return Err(Error::InvalidArgument(
+            "a pack to object storage writes shards: give --shard-size or --samples-per-shard"
+                .into(),
+        ));
+    }
     validate(options)?;
     preflight(samples, dest, options)?;
     let threads = stokehold_core::resolve_threads(options.threads, "threads")
@@ -224,7 +243,7 @@ pub fn pack(
     };
     let part_dir = options.part.map(|(i, parts)| part_dir_name(i, parts));
     let _lock;
-    let mut sink: Box<dyn Sink> = if options.sharded() {
+    let mut sink: Box<dyn Sink + '_> = if options.sharded() {
         std::fs::create_dir_all(dest).map_err(|e| store_io(dest, e))?;
         _lock = DestLock::take(dest, Some(part_dir.as_deref().unwrap_or("dataset")))?;
         let (dir, prefix) = match &part_dir {
@@ -256,6 +275,7 @@ pub fn pack(
             attrs: attrs.clone(),
             entries,
             written: 0,
+            upload,
         })
     } else {
         _lock = DestLock::take(dest, None)?;
@@ -393,12 +413,18 @@ pub fn pack(
                     skipped: (end - first) - written,
                     shards: out.shards.expect("a sharded pack's sink"),
                 };
-                let dir = dest.join(part_dir_name(i, parts));
-                write_json_atomic(&dir.join(PART_FILE), &record)?;
+                let name = format!("{}/{PART_FILE}", part_dir_name(i, parts));
+                write_json_atomic(&dest.join(&name), &record)?;
+                if let Some(upload) = upload {
+                    upload.upload(&dest.join(&name), &name)?;
+                }
             }
             None => {
                 let shards = out.shards.expect("a sharded pack's sink");
-                shards.into_index(spec).save(dest)?;
+                let index = shards.into_index(spec).save(dest)?;
+                if let Some(upload) = upload {
+                    upload.upload(&index, stokehold_store::INDEX_FILE)?;
+                }
             }
         }
     }

@@ -60,6 +60,15 @@ fn fit_text(text: &str, width: u32, scale: u32) -> String {
 /// drawn, in tile order.
 pub fn preview(path: &Path, out: &Path, options: &PreviewOptions) -> Result<Vec<usize>, Error> {
     let reader = PackedDataset::open(path, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+    preview_dataset(&reader, out, options)
+}
+
+/// [`preview`] of an opened dataset (a local one, or one in object storage).
+pub fn preview_dataset(
+    reader: &PackedDataset,
+    out: &Path,
+    options: &PreviewOptions,
+) -> Result<Vec<usize>, Error> {
     let n = options.n.min(reader.len());
     // A seeded choice without repeats: sort by a hash of (seed, index).
     let mut chosen: Vec<usize> = (0..reader.len()).collect();

@@ -92,9 +92,17 @@ impl Sink for FileSink {
     }
 }
 
+/// Where a sharded pack's finished files also go (object storage): each
+/// shard as soon as it is closed, the index or part record last.
+pub trait Upload: Sync {
+    /// Copies the finished local file `path` to `name` (its path relative
+    /// to the dataset); the pack removes a shard's local file afterwards.
+    fn upload(&self, path: &Path, name: &str) -> Result<(), stokehold_store::Error>;
+}
+
 /// Shard files `shard-KKKKK.h5` in `dir`, each finished (written to a
 /// temporary file and renamed) as soon as it is full.
-pub(crate) struct ShardSink {
+pub(crate) struct ShardSink<'a> {
     /// Where the shard files go.
     pub dir: PathBuf,
     /// Their names in the dataset's index are `prefix` + file name.
@@ -111,9 +119,11 @@ pub(crate) struct ShardSink {
     /// The index entries of the shards closed so far, kept on disk.
     pub entries: ShardSpill,
     pub written: usize,
+    /// Uploads each closed shard (then removed here).
+    pub upload: Option<&'a dyn Upload>,
 }
 
-impl ShardSink {
+impl ShardSink<'_> {
     /// Samples of raw storage in one shard: `samples`, or as many whole
     /// samples as `bytes` holds (at least one), or everything.
     pub fn per_shard(
@@ -153,15 +163,25 @@ impl ShardSink {
             })
         })?;
         let reader = StoreReader::open(&path)?;
-        let entry = ShardEntry::of_file(&reader, name, self.written - reader.len())?;
+        let entry = ShardEntry::of_file(&reader, name.clone(), self.written - reader.len())?;
+        drop(reader);
         debug_assert_eq!(entry.sums(), sums);
         self.entries.push(entry)?;
+        if let Some(upload) = self.upload {
+            upload.upload(&path, &name)?;
+            std::fs::remove_file(&path).map_err(|e| {
+                Error::Store(stokehold_store::Error::Io {
+                    path: path.clone(),
+                    error: e,
+                })
+            })?;
+        }
         self.current_bytes = 0;
         Ok(())
     }
 }
 
-impl Sink for ShardSink {
+impl Sink for ShardSink<'_> {
     fn push(&mut self, sample: &Sample, source_index: usize, packed: &Packed) -> Result<(), Error> {
         if self.current.is_none() {
             let k = self.entries.len();

@@ -484,6 +484,26 @@ fn store(e: stokehold_store::Error) -> (Exc, String, Extra) {
                 ..Extra::default()
             },
         ),
+        E::Remote { location, reason } => {
+            let class = if location.starts_with("storage_options") {
+                Exc::InvalidArgumentError
+            } else if reason.contains("(404)")
+                || reason.contains("no packed dataset")
+                || reason.starts_with("missing")
+            {
+                Exc::SourceNotFoundError
+            } else {
+                Exc::StokeholdIOError
+            };
+            (
+                class,
+                message,
+                Extra {
+                    filename: Some(PathBuf::from(location)),
+                    ..Extra::default()
+                },
+            )
+        }
         _ => (Exc::StokeholdError, message, Extra::default()),
     }
 }

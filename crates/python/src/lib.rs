@@ -8,6 +8,7 @@ mod errors;
 mod loader;
 mod manifest;
 mod pack;
+mod remote;
 
 use pyo3::prelude::*;
 

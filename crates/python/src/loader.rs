@@ -49,6 +49,9 @@ impl Source for AnySource {
     fn load(&self, index: usize, out: &mut [u8]) -> Result<SampleData, stokehold_loader::Error> {
         self.get().load(index, out)
     }
+    fn prefetch(&self, indices: &[usize]) {
+        self.get().prefetch(indices)
+    }
     fn sample_shape(&self, index: usize) -> [usize; 3] {
         self.get().sample_shape(index)
     }
@@ -189,7 +192,8 @@ impl NativeLoader {
     #[pyo3(signature = (packed, manifest, size, resize, filter, channels, batch_size, shuffle, seed, drop_last,
         rank, world_size, shard, dtype, data_format, normalize, mean, std, hflip, random_resized_crop, one_hot,
         max_boxes, num_threads, prefetch, in_order, epoch, on_error, max_pixels, max_file_bytes,
-        max_size=512, multiple=1, buckets=None, bucket_shapes=None))]
+        max_size=512, multiple=1, buckets=None, bucket_shapes=None, storage_options=None, cache_dir=None,
+        cache_limit=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -226,11 +230,17 @@ impl NativeLoader {
         multiple: u32,
         buckets: Option<usize>,
         bucket_shapes: Option<Vec<(usize, usize)>>,
+        storage_options: Option<Vec<(String, String)>>,
+        cache_dir: Option<PathBuf>,
+        cache_limit: u64,
     ) -> PyResult<NativeLoader> {
         let manifest = manifest.map(|m| m.inner.clone());
-        run_blocking(py, None, move |_| {
+        let remote = crate::remote::options(storage_options, cache_dir, cache_limit)?;
+        run_blocking(py, None, move |control| {
             let source = match (packed, manifest) {
-                (Some(path), _) => AnySource::Packed(Box::new(PackedSource::open(&path)?)),
+                (Some(path), _) => AnySource::Packed(Box::new(PackedSource::from_dataset(
+                    crate::remote::open_packed(&path, remote, control)?,
+                ))),
                 (None, Some(m)) => {
                     let resize = parse_choice::<ResizePolicy>("resize", &resize)?;
                     if resize == ResizePolicy::Fit && !(1..=16384).contains(&max_size) {
@@ -344,6 +354,18 @@ impl NativeLoader {
     /// What decides the epochs' orders (data, shuffle, seed).
     fn order_fingerprint(&self) -> u64 {
         self.seq.order_fingerprint()
+    }
+
+    /// For a dataset in object storage: `(requests, bytes, retries,
+    /// cache_hits)` of its reads so far.
+    fn io_stats(&self) -> Option<(u64, u64, u64, u64)> {
+        match self.seq.source() {
+            AnySource::Packed(p) => p
+                .reader()
+                .remote_counters()
+                .map(|c| (c[0], c[1], c[2], c[3])),
+            AnySource::Jit(_) => None,
+        }
     }
 
     /// Samples in the whole source.

@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 use stokehold_core::vocab::parse_choice;
 use stokehold_image::{Filter, ResizePolicy};
 use stokehold_pack::{PackOptions, PreviewOptions, ShardOptions, StorageKind};
-use stokehold_store::{PackedDataset, Storage};
+use stokehold_store::Storage;
 
 use crate::blocking::run_blocking;
 use crate::errors::Failure;
@@ -81,12 +81,17 @@ pub(crate) fn check_output(
 /// Checks every part of a dataset directory and writes its index; returns
 /// `(samples, shards, mean, std)`.
 #[pyfunction]
-pub(crate) fn commit(py: Python<'_>, dir: PathBuf) -> PyResult<(usize, usize, Vec<f64>, Vec<f64>)> {
-    let index = run_blocking(py, None, |_| {
-        Ok::<_, Failure>(stokehold_pack::commit(
-            &dir,
-            stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES,
-        )?)
+#[pyo3(signature = (dir, storage_options=None))]
+pub(crate) fn commit(
+    py: Python<'_>,
+    dir: PathBuf,
+    storage_options: Option<Vec<(String, String)>>,
+) -> PyResult<(usize, usize, Vec<f64>, Vec<f64>)> {
+    let remote = crate::remote::options(storage_options, None, 0)?;
+    let max = stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES;
+    let index = run_blocking(py, None, |_| match crate::remote::url(&dir) {
+        Some(url) => Ok::<_, Failure>(stokehold_remote::commit_remote(url, remote, max)?),
+        None => Ok(stokehold_pack::commit(&dir, max)?),
     })?;
     Ok((index.num_samples, index.shards.len(), index.mean, index.std))
 }
@@ -97,7 +102,7 @@ pub(crate) fn commit(py: Python<'_>, dir: PathBuf) -> PyResult<(usize, usize, Ve
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress, max_size=512, multiple=1))]
+#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress, max_size=512, multiple=1, storage_options=None))]
 pub(crate) fn pack(
     py: Python<'_>,
     manifest: &Bound<'_, PyAny>,
@@ -120,7 +125,9 @@ pub(crate) fn pack(
     progress: Option<Bound<'_, PyAny>>,
     max_size: u32,
     multiple: u32,
+    storage_options: Option<Vec<(String, String)>>,
 ) -> PyResult<PackReport> {
+    let remote = crate::remote::options(storage_options, None, 0)?;
     let bound = manifest.cast::<Manifest>().ok();
     let in_memory: Option<&stokehold_core::Manifest> = bound.as_ref().map(|m| &m.get().inner);
     let file_path: Option<PathBuf> = match &in_memory {
@@ -164,7 +171,12 @@ pub(crate) fn pack(
             }
             (None, None) => unreachable!("one of the two"),
         };
-        Ok::<_, Failure>(stokehold_pack::pack(samples, &out, &options, control)?)
+        match crate::remote::url(&out) {
+            Some(url) => Ok::<_, Failure>(stokehold_remote::pack_to_remote(
+                samples, url, &options, control, remote,
+            )?),
+            None => Ok(stokehold_pack::pack(samples, &out, &options, control)?),
+        }
     })?;
     Ok(PackReport {
         path: report.path.into_os_string(),
@@ -183,9 +195,15 @@ pub(crate) fn pack(
 
 /// Describes a packed file as a dict (see `stokehold.inspect`).
 #[pyfunction]
-pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
-    let (reader, bytes) = run_blocking(py, None, |_| {
-        let reader = PackedDataset::open(&path, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+#[pyo3(signature = (path, storage_options=None))]
+pub(crate) fn inspect(
+    py: Python<'_>,
+    path: PathBuf,
+    storage_options: Option<Vec<(String, String)>>,
+) -> PyResult<Py<PyDict>> {
+    let remote = crate::remote::options(storage_options, None, 0)?;
+    let (reader, bytes) = run_blocking(py, None, |control| {
+        let reader = crate::remote::open_packed(&path, remote, control)?;
         let bytes = reader.disk_bytes();
         Ok::<_, Failure>((reader, bytes))
     })?;
@@ -224,17 +242,20 @@ pub(crate) fn inspect(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyDict>> {
 
 /// Draws a grid of packed samples into a PNG (see `stokehold.preview`).
 #[pyfunction]
-#[pyo3(signature = (path, out, n=64, seed=0))]
+#[pyo3(signature = (path, out, n=64, seed=0, storage_options=None))]
 pub(crate) fn preview(
     py: Python<'_>,
     path: PathBuf,
     out: PathBuf,
     n: usize,
     seed: u64,
+    storage_options: Option<Vec<(String, String)>>,
 ) -> PyResult<Vec<usize>> {
-    run_blocking(py, None, |_| {
-        Ok::<_, Failure>(stokehold_pack::preview(
-            &path,
+    let remote = crate::remote::options(storage_options, None, 0)?;
+    run_blocking(py, None, |control| {
+        let reader = crate::remote::open_packed(&path, remote, control)?;
+        Ok::<_, Failure>(stokehold_pack::preview_dataset(
+            &reader,
             &out,
             &PreviewOptions { n, seed },
         )?)

@@ -3,9 +3,12 @@
 //! `pread` at an address known when the dataset is opened; a sharded
 //! dataset is opened from its index alone, without libhdf5.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
@@ -17,12 +20,39 @@ use crate::reader::{StoreInfo, StoreReader};
 /// limit is 1,024 descriptors; a dataset may have thousands of shards).
 const MAX_OPEN_SHARDS: usize = 256;
 
+/// Reads byte ranges of a sharded dataset's shards from elsewhere than
+/// local files (object storage).
+pub trait RangeReader: Send + Sync + std::fmt::Debug {
+    /// The bytes of each `(shard, range)`, in the order asked, each exactly
+    /// as long as its range (`shard` is the shard's path relative to the
+    /// dataset). An error names the object and what failed.
+    fn read(&self, requests: &[(&str, Range<u64>)]) -> Vec<Result<Vec<u8>, Error>>;
+
+    /// What was fetched so far: requests, bytes, retries, cache hits.
+    fn counters(&self) -> [u64; 4] {
+        [0; 4]
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A dataset's id, and its samples fetched ahead (bytes, or the error).
+type Prefetched = (u64, HashMap<usize, Result<Vec<u8>, Error>>);
+
+thread_local! {
+    /// Per thread: the samples of the batch being made, fetched together by
+    /// [`PackedDataset::prefetch`].
+    static PREFETCHED: RefCell<Prefetched> =
+        RefCell::new((0, HashMap::new()));
+}
+
 /// A packed file or a sharded dataset directory, with global sample indices.
 #[derive(Debug)]
 pub struct PackedDataset {
     location: PathBuf,
     info: StoreInfo,
     kind: Kind,
+    id: u64,
 }
 
 #[derive(Debug)]
@@ -43,10 +73,14 @@ struct Shards {
     box_labels: Vec<i64>,
     /// Open shard files (a bounded set), opened on first use.
     open: Mutex<HashMap<usize, Arc<OpenShard>>>,
+    /// Where the bytes come from when the shards are not local files.
+    remote: Option<Box<dyn RangeReader>>,
 }
 
 #[derive(Debug)]
 struct Shard {
+    /// Its path relative to the dataset.
+    name: String,
     path: PathBuf,
     file_bytes: u64,
     data_offset: u64,
@@ -61,6 +95,19 @@ struct OpenShard {
     file: std::fs::File,
     len: u64,
     mtime: (i64, i64),
+}
+
+impl Shard {
+    /// Byte address and length of sample `i` of the shard.
+    fn address(&self, i: usize) -> (u64, u64) {
+        match self.sample_bytes {
+            Some(b) => (self.data_offset + i as u64 * b, b),
+            None => (
+                self.data_offset + self.offsets[i],
+                self.offsets[i + 1] - self.offsets[i],
+            ),
+        }
+    }
 }
 
 impl OpenShard {
@@ -113,6 +160,7 @@ impl PackedDataset {
                 location: path.to_path_buf(),
                 info: reader.info().clone(),
                 kind: Kind::File(Box::new(reader)),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             });
         };
         if !index_path.exists() && path.is_dir() {
@@ -132,13 +180,32 @@ impl PackedDataset {
             });
         }
         let index = DatasetIndex::load(&index_path, max_index_bytes)?;
-        let dataset = Self::from_index(&index_path, index);
+        let dataset = Self::from_index(&index_path, index, None);
         // The parsed index is gone; its buffers need not stay resident.
         stokehold_core::fsutil::release_free_memory();
         Ok(dataset)
     }
 
-    fn from_index(index_path: &Path, index: DatasetIndex) -> PackedDataset {
+    /// A sharded dataset whose index (`index`, the bytes of its
+    /// `dataset.json`, at `location`) was read elsewhere and whose shards
+    /// `remote` reads.
+    pub fn from_remote(
+        location: &str,
+        index: &[u8],
+        remote: Box<dyn RangeReader>,
+    ) -> Result<PackedDataset, Error> {
+        let path = Path::new(location);
+        let index = DatasetIndex::parse(index, path)?;
+        let dataset = Self::from_index(path, index, Some(remote));
+        stokehold_core::fsutil::release_free_memory();
+        Ok(dataset)
+    }
+
+    fn from_index(
+        index_path: &Path,
+        index: DatasetIndex,
+        remote: Option<Box<dyn RangeReader>>,
+    ) -> PackedDataset {
         let dir = index_path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let n = index.num_samples;
         let mut labels = Vec::with_capacity(n);
@@ -156,6 +223,7 @@ impl PackedDataset {
             box_labels.extend_from_slice(&s.box_labels);
             shards.push(Shard {
                 path: dir.join(&s.path),
+                name: s.path,
                 file_bytes: s.file_bytes,
                 data_offset: s.data_offset,
                 sample_bytes: s.sample_bytes,
@@ -215,8 +283,53 @@ impl PackedDataset {
                 boxes,
                 box_labels,
                 open: Mutex::new(HashMap::new()),
+                remote,
             })),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// For a dataset in object storage: the requests, bytes, retries and
+    /// cache hits of its reads so far.
+    pub fn remote_counters(&self) -> Option<[u64; 4]> {
+        match &self.kind {
+            Kind::Shards(s) => s.remote.as_ref().map(|r| r.counters()),
+            Kind::File(_) => None,
+        }
+    }
+
+    /// Whether the shards are read from object storage.
+    pub fn is_remote(&self) -> bool {
+        matches!(&self.kind, Kind::Shards(s) if s.remote.is_some())
+    }
+
+    /// Fetches the stored bytes of `indices` together (for object storage:
+    /// neighbouring samples in one request, many requests in flight) for
+    /// this thread's next reads of them; a local dataset reads nothing
+    /// here. A sample that failed is reported when it is read.
+    pub fn prefetch(&self, indices: &[usize]) {
+        let Kind::Shards(s) = &self.kind else {
+            return;
+        };
+        let Some(remote) = &s.remote else {
+            return;
+        };
+        let mut requests = Vec::with_capacity(indices.len());
+        let mut which = Vec::with_capacity(indices.len());
+        for &index in indices {
+            if let Ok((_, k, i)) = self.locate(index) {
+                let (start, len) = s.shards[k].address(i);
+                requests.push((s.shards[k].name.as_str(), start..start + len));
+                which.push(index);
+            }
+        }
+        let results = remote.read(&requests);
+        PREFETCHED.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            cell.0 = self.id;
+            cell.1.clear();
+            cell.1.extend(which.into_iter().zip(results));
+        });
     }
 
     /// The file, or the dataset's `dataset.json`.
@@ -297,13 +410,44 @@ impl PackedDataset {
     ) -> Result<(), Error> {
         let (s, k, i) = self.locate(index)?;
         let shard = &s.shards[k];
-        let (start, len) = match shard.sample_bytes {
-            Some(b) => (shard.data_offset + i as u64 * b, b),
-            None => (
-                shard.data_offset + shard.offsets[i],
-                shard.offsets[i + 1] - shard.offsets[i],
-            ),
-        };
+        let (start, len) = shard.address(i);
+        if let Some(remote) = &s.remote {
+            let prefetched = PREFETCHED.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                (cell.0 == self.id).then(|| cell.1.remove(&index)).flatten()
+            });
+            let bytes = match prefetched {
+                Some(bytes) => bytes,
+                None => remote
+                    .read(&[(shard.name.as_str(), start..start + len)])
+                    .pop()
+                    .expect("one result per request"),
+            }
+            .map_err(|e| match e {
+                Error::Remote { location, reason } => Error::Remote {
+                    location: format!("{location}, sample {index}"),
+                    reason,
+                },
+                e => e,
+            })?;
+            if bytes.len() as u64 != len {
+                return Err(Error::Remote {
+                    location: format!("{}, sample {index}", shard.name),
+                    reason: format!("{} bytes read, the sample has {len}", bytes.len()),
+                });
+            }
+            match exact {
+                Some(buf) if buf.len() as u64 != len => {
+                    return Err(Error::BadSample {
+                        index,
+                        reason: format!("buffer of {} bytes, the sample has {len}", buf.len()),
+                    })
+                }
+                Some(buf) => buf.copy_from_slice(&bytes),
+                None => *out = bytes,
+            }
+            return Ok(());
+        }
         let open = {
             let mut open = s.open.lock().unwrap_or_else(|e| e.into_inner());
             match open.get(&k) {

@@ -42,6 +42,15 @@ pub enum Error {
         /// What differs (size, modification time).
         reason: String,
     },
+    /// Object storage failed (after its retries) or answered with other
+    /// bytes than asked for.
+    #[error("{location}: {reason}")]
+    Remote {
+        /// The object (shard or index) and, where it applies, the sample.
+        location: String,
+        /// What happened: the status or the transport's error.
+        reason: String,
+    },
     /// A sample index past the end.
     #[error("sample {index} is out of range: the file holds {len} samples")]
     OutOfRange {

@@ -309,18 +309,23 @@ impl DatasetIndex {
     /// Reads and checks an index (every number that addresses bytes or
     /// samples is checked against the others before it is used).
     pub fn load(path: &Path, max_bytes: u64) -> Result<DatasetIndex, Error> {
+        let bytes = stokehold_core::fsutil::read_capped(path, max_bytes, "max_source_bytes")
+            .map_err(|e| Error::io(path, e.into()))?;
+        DatasetIndex::parse(&bytes, path)
+    }
+
+    /// Parses and checks an index read from `path` (which names it in errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<DatasetIndex, Error> {
         let bad = |reason: String| Error::Format {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = stokehold_core::fsutil::read_capped(path, max_bytes, "max_source_bytes")
-            .map_err(|e| Error::io(path, e.into()))?;
         #[derive(Deserialize)]
         struct Head {
             format: Option<String>,
             format_version: Option<u64>,
         }
-        let head: Head = serde_json::from_slice(&bytes)
+        let head: Head = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("not a stokehold dataset index: {e}")))?;
         if head.format.as_deref() != Some(INDEX_FORMAT) {
             return Err(bad(format!(
@@ -334,7 +339,7 @@ impl DatasetIndex {
             )));
         }
         let index: DatasetIndex =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("damaged index: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("damaged index: {e}")))?;
         index.check().map_err(bad)?;
         Ok(index)
     }
@@ -581,33 +586,46 @@ pub fn commit(dir: &Path, max_bytes: u64) -> Result<DatasetIndex, Error> {
         let bytes =
             stokehold_core::fsutil::read_capped(&record_path, max_bytes, "max_source_bytes")
                 .map_err(|e| Error::io(&record_path, e.into()))?;
-        let record: PartRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("{name}/{PART_FILE} is damaged: {e}")))?;
-        if record.format != INDEX_FORMAT || record.part != i || record.parts != n {
-            return Err(bad(format!(
-                "{name}/{PART_FILE} does not describe part {i} of {n}"
-            )));
-        }
-        records.insert(i, record);
+        records.insert(i, parse_part_record(&name, &bytes).map_err(bad)?);
     }
+    let index = check_parts(records, started, counts, |name| {
+        std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(bad)?;
+    index.save(dir)?;
+    Ok(index)
+}
+
+/// The parts found in a dataset (their records by part number, the part
+/// folders started without a record, and the part counts their names
+/// give) checked as [`commit`] describes, with `size` the size of a shard
+/// (its path relative to the dataset): the index, or what is wrong.
+pub fn check_parts(
+    records: BTreeMap<usize, PartRecord>,
+    started: Vec<String>,
+    mut counts: Vec<usize>,
+    size: impl Fn(&str) -> Result<u64, String>,
+) -> Result<DatasetIndex, String> {
     counts.sort_unstable();
     counts.dedup();
     let parts = match counts[..] {
         [] => {
-            return Err(bad(
+            return Err(
                 "no part-*-of-* folders: nothing to commit (pack with --part i/N first)".into(),
-            ))
+            )
         }
         [n] => n,
         _ => {
-            return Err(bad(format!(
+            return Err(format!(
                 "parts of different splits are mixed in one directory: of {}",
                 counts
                     .iter()
                     .map(|c| c.to_string())
                     .collect::<Vec<_>>()
                     .join(", of ")
-            )))
+            ))
         }
     };
     let missing: Vec<String> = (0..parts)
@@ -622,11 +640,11 @@ pub fn commit(dir: &Path, max_bytes: u64) -> Result<DatasetIndex, Error> {
         })
         .collect();
     if !missing.is_empty() {
-        return Err(bad(format!(
+        return Err(format!(
             "{} of {parts} parts are not complete: {}",
             missing.len(),
             missing.join(", ")
-        )));
+        ));
     }
     let first = &records[&0];
     let spec = first.spec.clone();
@@ -634,10 +652,10 @@ pub fn commit(dir: &Path, max_bytes: u64) -> Result<DatasetIndex, Error> {
     let mut shards = Vec::new();
     for (i, r) in &records {
         if r.spec != spec {
-            return Err(bad(format!(
+            return Err(format!(
                 "part {i} was packed with other options or classes than part 0 ({})",
                 spec_difference(&spec, &r.spec)
-            )));
+            ));
         }
         if r.range[0] != expected_start {
             let what = if r.range[0] > expected_start {
@@ -645,39 +663,51 @@ pub fn commit(dir: &Path, max_bytes: u64) -> Result<DatasetIndex, Error> {
             } else {
                 "overlap"
             };
-            return Err(bad(format!(
+            return Err(format!(
                 "a {what} in the manifest ranges: part {i} starts at sample {}, after {expected_start}",
                 r.range[0]
-            )));
+            ));
         }
         expected_start = r.range[1];
         for s in &r.shards {
-            let path = dir.join(&s.path);
-            let len = std::fs::metadata(&path)
-                .map_err(|e| bad(format!("shard {} of part {i} is missing: {e}", s.path)))?
-                .len();
+            let len = size(&s.path)
+                .map_err(|e| format!("shard {} of part {i} is missing: {e}", s.path))?;
             if len != s.file_bytes {
-                return Err(bad(format!(
+                return Err(format!(
                     "shard {} of part {i} has {len} bytes, its record says {}",
                     s.path, s.file_bytes
-                )));
+                ));
             }
             shards.push(s.clone());
         }
     }
     if expected_start != spec.manifest_samples {
-        return Err(bad(format!(
+        return Err(format!(
             "the parts cover samples 0..{expected_start} of a manifest of {}",
             spec.manifest_samples
-        )));
+        ));
     }
     let index = DatasetIndex::new(spec, shards);
-    index.check().map_err(bad)?;
-    index.save(dir)?;
+    index.check()?;
     Ok(index)
 }
 
-fn parse_part_dir(name: &str) -> Option<(usize, usize)> {
+/// The record of part folder `name` (`part-IIIII-of-NNNNN`), checked to
+/// describe that part.
+pub fn parse_part_record(name: &str, bytes: &[u8]) -> Result<PartRecord, String> {
+    let (i, n) = parse_part_dir(name).ok_or_else(|| format!("{name} is not a part folder"))?;
+    let record: PartRecord =
+        serde_json::from_slice(bytes).map_err(|e| format!("{name}/{PART_FILE} is damaged: {e}"))?;
+    if record.format != INDEX_FORMAT || record.part != i || record.parts != n {
+        return Err(format!(
+            "{name}/{PART_FILE} does not describe part {i} of {n}"
+        ));
+    }
+    Ok(record)
+}
+
+/// `(i, n)` of a part folder's name `part-IIIII-of-NNNNN`.
+pub fn parse_part_dir(name: &str) -> Option<(usize, usize)> {
     let rest = name.strip_prefix("part-")?;
     let (i, n) = rest.split_once("-of-")?;
     let (i, n) = (i.parse().ok()?, n.parse().ok()?);

@@ -40,7 +40,7 @@ pub mod index;
 mod reader;
 mod writer;
 
-pub use dataset::PackedDataset;
+pub use dataset::{PackedDataset, RangeReader};
 pub use error::Error;
 pub use format::{Attrs, PixelSums, Storage, FORMAT, FORMAT_VERSION};
 pub use index::{

@@ -77,8 +77,15 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         )?;
         (&indexed, &indexed.findings)
     };
-    let result = with_progress("packing", args.quiet, control, || {
-        stokehold_pack::pack(samples, &args.output, &options, control)
+    let remote = args
+        .output
+        .to_str()
+        .filter(|s| stokehold_remote::is_remote(s));
+    let result = with_progress("packing", args.quiet, control, || match remote {
+        Some(url) => {
+            stokehold_remote::pack_to_remote(samples, url, &options, control, remote_options())
+        }
+        None => stokehold_pack::pack(samples, &args.output, &options, control),
     });
     let mut findings = index_findings.to_vec();
     let report = match result {
@@ -170,8 +177,27 @@ fn ray_pack(args: &PackArgs, hooks: &crate::Hooks<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Object storage is reached with the settings of the `AWS_*` variables
+/// and the AWS files.
+fn remote_options() -> stokehold_remote::RemoteOptions {
+    stokehold_remote::RemoteOptions::default()
+}
+
+fn open_packed(file: &Path) -> Result<PackedDataset> {
+    Ok(stokehold_remote::open_dataset(
+        file,
+        remote_options(),
+        stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES,
+        None,
+    )?)
+}
+
 pub(super) fn commit(dir: &Path) -> Result<()> {
-    let index = stokehold_pack::commit(dir, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+    let max = stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES;
+    let index = match dir.to_str().filter(|s| stokehold_remote::is_remote(s)) {
+        Some(url) => stokehold_remote::commit_remote(url, remote_options(), max)?,
+        None => stokehold_pack::commit(dir, max)?,
+    };
     writeln!(
         std::io::stdout(),
         "{}: committed {} samples in {} shard(s); mean {} std {}",
@@ -222,7 +248,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
-    let reader = PackedDataset::open(file, stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES)?;
+    let reader = open_packed(file)?;
     let info = reader.info();
     let bytes = reader.disk_bytes();
     let [h, w, c] = info.image_shape;
@@ -322,7 +348,8 @@ pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
 }
 
 pub(super) fn preview(file: &Path, output: &Path, n: usize, seed: u64) -> Result<()> {
-    let chosen = stokehold_pack::preview(file, output, &PreviewOptions { n, seed })?;
+    let reader = open_packed(file)?;
+    let chosen = stokehold_pack::preview_dataset(&reader, output, &PreviewOptions { n, seed })?;
     writeln!(
         std::io::stdout(),
         "{}: {} samples drawn from {}",
