@@ -122,6 +122,7 @@ bench: setup install
 	$(PY) benchmarks/keras_bench.py
 	$(PY) benchmarks/buckets_bench.py
 	$(PY) benchmarks/scale_bench.py
+	$(PY) benchmarks/object_storage_bench.py
 	$(PY) benchmarks/soak.py --epochs 200
 
 clean:

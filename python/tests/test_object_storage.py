@@ -295,3 +295,14 @@ def test_ctrl_c_stops_waiting_for_a_silent_server() -> None:
     assert (line, status) == ("interrupted", 0)
     # A hang guard, not a speed target: the wait is polled every 100 ms.
     assert waited < 5.0, f"took {waited:.2f}s to react to Ctrl-C"
+
+
+def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "object-storage.md"
+    local = doc.read_text().split("## Trying it locally", 1)[1]
+    (block,) = re.findall(r"```python\n(.*?)```", local, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, str(doc), "exec"), {"__name__": "doc"})
+    assert (tmp_path / "data" / "shapes-s3" / "local" / "dataset.json").exists()
