@@ -484,16 +484,11 @@ fn store(e: stokehold_store::Error) -> (Exc, String, Extra) {
                 ..Extra::default()
             },
         ),
-        E::Remote { location, reason } => {
-            let class = if location.starts_with("storage_options") {
-                Exc::InvalidArgumentError
-            } else if reason.contains("(404)")
-                || reason.contains("no packed dataset")
-                || reason.starts_with("missing")
-            {
-                Exc::SourceNotFoundError
-            } else {
-                Exc::StokeholdIOError
+        E::Remote { location, kind, .. } => {
+            let class = match kind {
+                stokehold_store::RemoteKind::Setting => Exc::InvalidArgumentError,
+                stokehold_store::RemoteKind::Missing => Exc::SourceNotFoundError,
+                stokehold_store::RemoteKind::Failed => Exc::StokeholdIOError,
             };
             (
                 class,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
-use stokehold_store::{Error, INDEX_FILE};
+use stokehold_store::{Error, RemoteKind, INDEX_FILE};
 
 /// Whether `location` names object storage (`s3://…`).
 pub fn is_remote(location: &str) -> bool {
@@ -29,6 +29,7 @@ impl S3Location {
         let bad = |reason: &str| Error::Remote {
             location: url.to_owned(),
             reason: reason.to_owned(),
+            kind: RemoteKind::Failed,
         };
         let rest = url
             .strip_prefix("s3://")
@@ -139,6 +140,7 @@ impl RemoteOptions {
         let bad = |what: &str| Error::Remote {
             location: format!("storage_options[{key:?}]"),
             reason: format!("{value:?} is not {what}"),
+            kind: RemoteKind::Setting,
         };
         let int = || {
             value
@@ -205,6 +207,7 @@ impl RemoteOptions {
                     aws_secret_access_key, aws_session_token, …) nor one of max_in_flight, \
                     max_gap, max_request_bytes, retries, backoff, timeout, multipart_bytes"
                     .into(),
+                kind: RemoteKind::Setting,
             })?;
             builder = apply(builder, k, value.clone());
         }
@@ -232,6 +235,7 @@ impl RemoteOptions {
             .map_err(|e| Error::Remote {
                 location: location.to_string(),
                 reason: format!("cannot set up the S3 client: {}", crate::one_line(&e)),
+                kind: RemoteKind::Failed,
             })?;
         Ok(Arc::new(store))
     }

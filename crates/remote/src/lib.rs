@@ -37,7 +37,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use stokehold_store::{Error, PackedDataset, RangeReader, INDEX_FILE};
+use stokehold_store::{Error, PackedDataset, RangeReader, RemoteKind, INDEX_FILE};
 
 pub use cache::BlockCache;
 pub use config::{is_remote, RemoteOptions, S3Location};
@@ -121,9 +121,14 @@ impl Remote {
     }
 
     fn fail(&self, name: &str, reason: impl std::fmt::Display) -> Error {
+        self.error(RemoteKind::Failed, name, reason)
+    }
+
+    fn error(&self, kind: RemoteKind, name: &str, reason: impl std::fmt::Display) -> Error {
         Error::Remote {
             location: self.location.url(name),
             reason: reason.to_string(),
+            kind,
         }
     }
 
@@ -177,7 +182,7 @@ impl Remote {
             let options = object_store::GetOptions::new().with_range(range.clone());
             let failure = match self.store.get_opts(&key, options).await {
                 Err(object_store::Error::NotFound { .. }) => {
-                    return Err(self.fail(name, "not found (404)"));
+                    return Err(self.error(RemoteKind::Missing, name, "not found (404)"));
                 }
                 Err(e) => format!("{what}{}", one_line(&e)),
                 Ok(got) => {
@@ -385,18 +390,27 @@ impl Remote {
         stop: Option<&dyn Fn() -> bool>,
     ) -> Result<PackedDataset, Error> {
         let index = self.get(INDEX_FILE, stop).map_err(|e| match e {
-            Error::Remote { location, reason } if reason.contains("404") => {
+            Error::Remote {
+                location,
+                kind: RemoteKind::Missing,
+                ..
+            } => {
                 let parts = self
                     .list()
                     .map(|names| names.iter().any(|(n, _)| n.starts_with("part-")))
                     .unwrap_or(false);
-                Error::Remote {
-                    location,
-                    reason: if parts {
-                        "no dataset.json: the parts packed here are not committed yet (stokehold commit)".into()
-                    } else {
-                        "not found: no packed dataset here (no dataset.json)".into()
-                    },
+                if parts {
+                    Error::Remote {
+                        location,
+                        reason: "no dataset.json: the parts packed here are not committed yet (stokehold commit)".into(),
+                        kind: RemoteKind::Failed,
+                    }
+                } else {
+                    Error::Remote {
+                        location,
+                        reason: "not found: no packed dataset here (no dataset.json)".into(),
+                        kind: RemoteKind::Missing,
+                    }
                 }
             }
             e => e,
@@ -436,7 +450,8 @@ impl Remote {
         for name in names {
             match listed.get(name) {
                 None => {
-                    return Err(this.fail(
+                    return Err(this.error(
+                        RemoteKind::Missing,
                         name,
                         "missing: the dataset's index lists this shard, the bucket does not hold it",
                     ))
@@ -519,14 +534,16 @@ impl RangeReader for Remote {
                         let from = (r.start - run.range.start) as usize;
                         Ok(bytes[from..from + (r.end - r.start) as usize].to_vec())
                     }
-                    Err(Error::Remote { location, reason }) => Err(Error::Remote {
+                    Err(Error::Remote {
+                        location,
+                        reason,
+                        kind,
+                    }) => Err(Error::Remote {
                         location: location.clone(),
                         reason: reason.clone(),
+                        kind: *kind,
                     }),
-                    Err(e) => Err(Error::Remote {
-                        location: self.location.url(requests[m].0),
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => Err(self.fail(requests[m].0, e)),
                 });
             }
         }

@@ -7,7 +7,7 @@ use stokehold_pack::{pack_with, Error as PackError, PackOptions, PackReport};
 use stokehold_store::index::{
     check_parts, parse_part_dir, parse_part_record, part_dir_name, PART_FILE,
 };
-use stokehold_store::{DatasetIndex, Error, INDEX_FILE};
+use stokehold_store::{DatasetIndex, Error, RemoteKind, INDEX_FILE};
 
 use crate::{Remote, RemoteOptions};
 
@@ -121,6 +121,7 @@ pub fn commit_into(remote: &Remote, max_bytes: u64) -> Result<DatasetIndex, Erro
     let bad = |reason: String| Error::Remote {
         location: remote.location().to_string(),
         reason,
+        kind: RemoteKind::Failed,
     };
     let objects = remote.list()?;
     let sizes: std::collections::HashMap<&str, u64> =

@@ -424,9 +424,14 @@ impl PackedDataset {
                     .expect("one result per request"),
             }
             .map_err(|e| match e {
-                Error::Remote { location, reason } => Error::Remote {
+                Error::Remote {
+                    location,
+                    reason,
+                    kind,
+                } => Error::Remote {
                     location: format!("{location}, sample {index}"),
                     reason,
+                    kind,
                 },
                 e => e,
             })?;
@@ -434,6 +439,7 @@ impl PackedDataset {
                 return Err(Error::Remote {
                     location: format!("{}, sample {index}", shard.name),
                     reason: format!("{} bytes read, the sample has {len}", bytes.len()),
+                    kind: crate::RemoteKind::Failed,
                 });
             }
             match exact {

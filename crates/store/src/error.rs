@@ -42,14 +42,18 @@ pub enum Error {
         /// What differs (size, modification time).
         reason: String,
     },
-    /// Object storage failed (after its retries) or answered with other
-    /// bytes than asked for.
+    /// Object storage failed (after its retries), answered with other
+    /// bytes than asked for, has not got the object, or was given a bad
+    /// setting.
     #[error("{location}: {reason}")]
     Remote {
-        /// The object (shard or index) and, where it applies, the sample.
+        /// The object (shard or index) and, where it applies, the sample;
+        /// for a setting, `storage_options[NAME]`.
         location: String,
         /// What happened: the status or the transport's error.
         reason: String,
+        /// Which of these it is.
+        kind: RemoteKind,
     },
     /// A sample index past the end.
     #[error("sample {index} is out of range: the file holds {len} samples")]
@@ -67,6 +71,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// What kind of object-storage error an [`Error::Remote`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    /// The object (a shard, the index) is not there.
+    Missing,
+    /// A setting is unknown or has a bad value.
+    Setting,
+    /// A request failed, or its answer was not what was asked for.
+    Failed,
 }
 
 impl Error {

@@ -41,7 +41,7 @@ mod reader;
 mod writer;
 
 pub use dataset::{PackedDataset, RangeReader};
-pub use error::Error;
+pub use error::{Error, RemoteKind};
 pub use format::{Attrs, PixelSums, Storage, FORMAT, FORMAT_VERSION};
 pub use index::{
     commit, DatasetIndex, DatasetSpec, PartRecord, ShardEntry, ShardSpill, INDEX_FILE,
