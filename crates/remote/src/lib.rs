@@ -37,7 +37,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use stokehold_store::{Error, PackedDataset, RangeReader, RemoteKind, INDEX_FILE};
+use stokehold_store::{DatasetIndex, Error, PackedDataset, RangeReader, RemoteKind, INDEX_FILE};
 
 pub use cache::BlockCache;
 pub use config::{is_remote, RemoteOptions, S3Location};
@@ -269,32 +269,13 @@ impl Remote {
         Ok(Bytes::from(out))
     }
 
-    /// The size of object `name` in bytes.
-    pub fn size(&self, name: &str) -> Result<u64, Error> {
-        let this = self.clone();
-        let name = name.to_owned();
-        runtime().block_on(async move {
-            let meta = this
-                .store
-                .head(&this.key(&name))
-                .await
-                .map_err(|e| match e {
-                    object_store::Error::NotFound { .. } => this.fail(&name, "not found (404)"),
-                    e => this.fail(&name, one_line(&e)),
-                })?;
-            Ok(meta.size)
-        })
-    }
-
     /// Writes `bytes` to object `name` (one request).
     pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        let this = self.clone();
-        let name = name.to_owned();
-        runtime().block_on(async move {
-            this.store
-                .put(&this.key(&name), PutPayload::from(bytes))
+        runtime().block_on(async {
+            self.store
+                .put(&self.key(name), PutPayload::from(bytes))
                 .await
-                .map_err(|e| this.fail(&name, one_line(&e)))?;
+                .map_err(|e| self.fail(name, one_line(&e)))?;
             Ok(())
         })
     }
@@ -312,25 +293,22 @@ impl Remote {
         if len <= part {
             return self.put(name, std::fs::read(path).map_err(io)?);
         }
-        let this = self.clone();
-        let name = name.to_owned();
-        let path = path.to_path_buf();
-        runtime().block_on(async move {
+        runtime().block_on(async {
             use std::io::Read;
-            let upload = this
+            let upload = self
                 .store
-                .put_multipart(&this.key(&name))
+                .put_multipart(&self.key(name))
                 .await
-                .map_err(|e| this.fail(&name, one_line(&e)))?;
+                .map_err(|e| self.fail(name, one_line(&e)))?;
             let mut writer =
                 object_store::WriteMultipart::new_with_chunk_size(upload, part as usize);
-            let mut file = std::fs::File::open(&path).map_err(io)?;
+            let mut file = std::fs::File::open(path).map_err(io)?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 writer
                     .wait_for_capacity(4)
                     .await
-                    .map_err(|e| this.fail(&name, one_line(&e)))?;
+                    .map_err(|e| self.fail(name, one_line(&e)))?;
                 let n = file.read(&mut buf).map_err(io)?;
                 if n == 0 {
                     break;
@@ -340,32 +318,29 @@ impl Remote {
             writer
                 .finish()
                 .await
-                .map_err(|e| this.fail(&name, one_line(&e)))?;
+                .map_err(|e| self.fail(name, one_line(&e)))?;
             Ok(())
         })
     }
 
     /// Deletes object `name` (nothing if it is not there).
     pub fn delete(&self, name: &str) -> Result<(), Error> {
-        let this = self.clone();
-        let name = name.to_owned();
-        runtime().block_on(async move {
-            match this.store.delete(&this.key(&name)).await {
+        runtime().block_on(async {
+            match self.store.delete(&self.key(name)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(this.fail(&name, one_line(&e))),
+                Err(e) => Err(self.fail(name, one_line(&e))),
             }
         })
     }
 
     /// Names (relative to the dataset) and sizes of the objects under it, sorted.
     pub fn list(&self) -> Result<Vec<(String, u64)>, Error> {
-        let this = self.clone();
-        runtime().block_on(async move {
-            let prefix = this.location.prefix_path();
+        runtime().block_on(async {
+            let prefix = self.location.prefix_path();
             let mut names = Vec::new();
-            let mut listing = this.store.list(prefix.as_ref());
+            let mut listing = self.store.list(prefix.as_ref());
             while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| this.fail("", one_line(&e)))?;
+                let meta = meta.map_err(|e| self.fail("", one_line(&e)))?;
                 let key = meta.location.to_string();
                 let rel = match &prefix {
                     Some(p) => key
@@ -424,26 +399,16 @@ impl Remote {
                 ),
             ));
         }
-        let mut this = self;
+        let location = self.location.url(INDEX_FILE);
+        let parsed = DatasetIndex::parse(&index, Path::new(&location))?;
         // Every shard must be there, at its recorded size: one listing
         // (a thousand keys a page) finds a missing or replaced one now.
-        #[derive(serde::Deserialize)]
-        struct Lite {
-            shards: Vec<LiteShard>,
-        }
-        #[derive(serde::Deserialize)]
-        struct LiteShard {
-            path: String,
-            file_bytes: u64,
-        }
-        let sizes: std::collections::HashMap<String, u64> = serde_json::from_slice::<Lite>(&index)
-            .map(|l| {
-                l.shards
-                    .into_iter()
-                    .map(|s| (s.path, s.file_bytes))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sizes: std::collections::HashMap<String, u64> = parsed
+            .shards
+            .iter()
+            .map(|s| (s.path.clone(), s.file_bytes))
+            .collect();
+        let mut this = self;
         let listed: std::collections::HashMap<String, u64> = this.list()?.into_iter().collect();
         let mut names: Vec<&String> = sizes.keys().collect();
         names.sort();
@@ -480,8 +445,11 @@ impl Remote {
                 this.options.cache_block,
             )?));
         }
-        let location = this.location.url(INDEX_FILE);
-        PackedDataset::from_remote(&location, &index, Box::new(this))
+        Ok(PackedDataset::from_remote(
+            &location,
+            parsed,
+            Box::new(this),
+        ))
     }
 }
 
@@ -508,22 +476,13 @@ impl RangeReader for Remote {
             self.options.max_gap,
             self.options.max_request_bytes,
         );
-        let this = self.clone();
-        let jobs: Vec<(String, Range<u64>)> = runs
-            .iter()
-            .map(|r| (requests[r.members[0]].0.to_owned(), r.range.clone()))
-            .collect();
         let in_flight = self.options.max_in_flight.max(1);
-        let fetched: Vec<Result<Bytes, Error>> = runtime().block_on(async move {
-            stream::iter(jobs)
-                .map(|(name, range)| {
-                    let this = this.clone();
-                    async move { this.fetch_run(&name, range).await }
-                })
+        let fetched: Vec<Result<Bytes, Error>> = runtime().block_on(
+            stream::iter(&runs)
+                .map(|r| self.fetch_run(requests[r.members[0]].0, r.range.clone()))
                 .buffered(in_flight)
-                .collect()
-                .await
-        });
+                .collect(),
+        );
         let mut out: Vec<Option<Result<Vec<u8>, Error>>> =
             (0..requests.len()).map(|_| None).collect();
         for (run, result) in runs.iter().zip(fetched) {

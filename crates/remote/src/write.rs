@@ -25,11 +25,6 @@ pub fn pack_to_remote(
     control: &Control,
     remote_options: RemoteOptions,
 ) -> Result<PackReport, PackError> {
-    if !options.sharded() {
-        return Err(PackError::InvalidArgument(format!(
-            "{url}: a dataset in object storage is written as shards: give a shard size or samples per shard"
-        )));
-    }
     let remote = Remote::connect(url, remote_options)?;
     pack_into(&remote, samples, options, control)
 }

@@ -186,19 +186,17 @@ impl PackedDataset {
         Ok(dataset)
     }
 
-    /// A sharded dataset whose index (`index`, the bytes of its
-    /// `dataset.json`, at `location`) was read elsewhere and whose shards
+    /// A sharded dataset whose index (its `dataset.json` at `location`,
+    /// read and parsed elsewhere: [`DatasetIndex::parse`]) lists shards that
     /// `remote` reads.
     pub fn from_remote(
         location: &str,
-        index: &[u8],
+        index: DatasetIndex,
         remote: Box<dyn RangeReader>,
-    ) -> Result<PackedDataset, Error> {
-        let path = Path::new(location);
-        let index = DatasetIndex::parse(index, path)?;
-        let dataset = Self::from_index(path, index, Some(remote));
+    ) -> PackedDataset {
+        let dataset = Self::from_index(Path::new(location), index, Some(remote));
         stokehold_core::fsutil::release_free_memory();
-        Ok(dataset)
+        dataset
     }
 
     fn from_index(
@@ -411,6 +409,14 @@ impl PackedDataset {
         let (s, k, i) = self.locate(index)?;
         let shard = &s.shards[k];
         let (start, len) = shard.address(i);
+        if let Some(buf) = &exact {
+            if buf.len() as u64 != len {
+                return Err(Error::BadSample {
+                    index,
+                    reason: format!("buffer of {} bytes, the sample has {len}", buf.len()),
+                });
+            }
+        }
         if let Some(remote) = &s.remote {
             let prefetched = PREFETCHED.with(|cell| {
                 let mut cell = cell.borrow_mut();
@@ -443,12 +449,6 @@ impl PackedDataset {
                 });
             }
             match exact {
-                Some(buf) if buf.len() as u64 != len => {
-                    return Err(Error::BadSample {
-                        index,
-                        reason: format!("buffer of {} bytes, the sample has {len}", buf.len()),
-                    })
-                }
                 Some(buf) => buf.copy_from_slice(&bytes),
                 None => *out = bytes,
             }
@@ -473,15 +473,7 @@ impl PackedDataset {
             }
         };
         let target: &mut [u8] = match exact {
-            Some(buf) => {
-                if buf.len() as u64 != len {
-                    return Err(Error::BadSample {
-                        index,
-                        reason: format!("buffer of {} bytes, the sample has {len}", buf.len()),
-                    });
-                }
-                buf
-            }
+            Some(buf) => buf,
             None => {
                 out.clear();
                 out.resize(len as usize, 0);
