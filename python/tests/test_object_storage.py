@@ -191,6 +191,9 @@ class CuttingProxy:
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self.serve, daemon=True).start()
 
+    def close(self) -> None:
+        self.sock.close()
+
     def serve(self) -> None:
         while True:
             try:
@@ -239,9 +242,16 @@ class CuttingProxy:
             up.close()
 
 
-def test_a_response_cut_short_is_retried_then_reported(shapes: Path, s3: SimpleNamespace) -> None:
-    stokehold.pack(shapes / "instances.json", "s3://data/cut/", size=16, samples_per_shard=40, storage_options=s3.options, progress=False)
+@pytest.fixture
+def relay(s3: SimpleNamespace) -> Iterator[CuttingProxy]:
     proxy = CuttingProxy(int(s3.endpoint.rsplit(":", 1)[1]))
+    yield proxy
+    proxy.close()
+
+
+def test_a_response_cut_short_is_retried_then_reported(shapes: Path, s3: SimpleNamespace, relay: CuttingProxy) -> None:
+    stokehold.pack(shapes / "instances.json", "s3://data/cut/", size=16, samples_per_shard=40, storage_options=s3.options, progress=False)
+    proxy = relay
     options = {**s3.options, "endpoint_url": f"http://127.0.0.1:{proxy.port}", "retries": 3, "backoff": 0.01}
     want = everything("s3://data/cut/", storage_options=s3.options)
     # Two cuts, retried: the same data.
@@ -256,9 +266,11 @@ def test_a_response_cut_short_is_retried_then_reported(shapes: Path, s3: SimpleN
         everything("s3://data/cut/", storage_options=options)
 
 
-def test_the_cache_serves_a_second_epoch_without_the_server(shapes: Path, s3: SimpleNamespace, tmp_path: Path) -> None:
+def test_the_cache_serves_a_second_epoch_without_the_server(
+    shapes: Path, s3: SimpleNamespace, relay: CuttingProxy, tmp_path: Path
+) -> None:
     stokehold.pack(shapes / "instances.json", "s3://data/cached/", size=16, samples_per_shard=40, storage_options=s3.options, progress=False)
-    proxy = CuttingProxy(int(s3.endpoint.rsplit(":", 1)[1]))
+    proxy = relay
     options = {**s3.options, "endpoint_url": f"http://127.0.0.1:{proxy.port}", "retries": 0}
     first = everything("s3://data/cached/", storage_options=options, cache_dir=tmp_path / "cache")
     # Now every ranged read through the relay fails: the samples come from the cache.
