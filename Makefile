@@ -122,11 +122,13 @@ bench: setup install
 	$(PY) benchmarks/keras_bench.py
 	$(PY) benchmarks/buckets_bench.py
 	$(PY) benchmarks/scale_bench.py
-	$(PY) benchmarks/object_storage_bench.py
+	$(PY) benchmarks/object_storage_bench.py --server moto
+	cargo build --release --locked --manifest-path benchmarks/s3-server/Cargo.toml
+	$(PY) benchmarks/object_storage_bench.py --server s3s
 	$(PY) benchmarks/soak.py --epochs 200
 
 clean:
-	rm -rf target dist build $(VENV) $(DATA) bench-out preview.png
+	rm -rf target benchmarks/s3-server/target dist build $(VENV) $(DATA) bench-out preview.png
 
 # Fuzzing, not part of `make test`: every target in fuzz/fuzz_targets for
 # FUZZ_SECONDS (60 by default: 9 minutes in all on 2 cores, plus a first

@@ -5,6 +5,14 @@ one at a time, and the same loop on 8 threads (and on 32, to show what the
 server answers at most). One run, side by side.
 
     python benchmarks/object_storage_bench.py [--samples 4096] [--rounds 3] [--out bench-out]
+        [--server moto|s3s] [--s3s-server PATH]
+
+Two servers, each in its own process on 127.0.0.1: moto (Python, what the
+tests use; it answers about 300 range requests a second on 2 cores and
+closes every connection, so it bounds every client alike) and ``s3s``, the
+file-system S3 store of the ``s3s`` project (Rust, hyper) in
+``benchmarks/s3-server`` (``make bench`` builds it), which leaves the bound
+to the clients.
 
 The dataset: ``--samples`` generated 64×64 images packed raw (12,288 bytes a
 sample) into shards of 512 in the bucket. Each method reads one epoch of
@@ -44,6 +52,27 @@ sys.stdin.read()
 """
 
 
+def start_server(kind: str, binary: str, root: Path) -> "tuple[subprocess.Popen[str], str]":
+    """The server in its own process, listening on 127.0.0.1 only, and its URL."""
+    if kind == "moto":
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert server.stdout is not None
+        return server, f"http://127.0.0.1:{int(server.stdout.readline())}"
+    root.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [binary, str(root), KEYS["aws_access_key_id"], KEYS["aws_secret_access_key"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    if not line.strip().isdigit():
+        server.kill()
+        raise SystemExit(f"{binary} did not start (build it: make bench)")
+    return server, f"http://127.0.0.1:{int(line)}"
+
+
 def make_images(root: Path, n: int) -> Path:
     from PIL import Image
 
@@ -60,16 +89,17 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=4096)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    p.add_argument("--server", choices=("moto", "s3s"), default="moto")
+    p.add_argument(
+        "--s3s-server", default=str(ROOT / "benchmarks" / "s3-server" / "target" / "release" / "stokehold-bench-s3-server")
+    )
     a = p.parse_args()
     import boto3
     import stokehold
 
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    store = tempfile.TemporaryDirectory()
+    server, endpoint = start_server(a.server, a.s3s_server, Path(store.name) / "root")
     try:
-        assert server.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(server.stdout.readline())}"
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
         s3.create_bucket(Bucket="bench")
         options = {"endpoint_url": endpoint, "region": "us-east-1", **KEYS}
@@ -169,6 +199,7 @@ def main() -> None:
         wide.shutdown()
         med = {k: statistics.median(v) for k, v in rates.items()}
         results = {
+            "server": a.server,
             "samples": a.samples,
             "shards": len(shards),
             "index_bytes": index_bytes,
@@ -182,12 +213,13 @@ def main() -> None:
             "worst_round_vs_boto3_8_threads": min(x / y for x, y in zip(rates["stokehold"], rates["boto3 8 threads"])),
         }
         a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / "object_storage.json").write_text(json.dumps(results, indent=2) + "\n")
+        (a.out / ("object_storage.json" if a.server == "moto" else f"object_storage-{a.server}.json")).write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({k: v for k, v in results.items() if k != "images_per_s"}, indent=2))
     finally:
         if server.stdin:
             server.stdin.close()
         server.wait(timeout=30)
+        store.cleanup()
 
 
 if __name__ == "__main__":
