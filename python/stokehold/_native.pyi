@@ -177,7 +177,14 @@ class PackReport:
     @property
     def num_threads(self) -> int: ...
 
-def check_output(out: str, force: bool, sharded: bool, part: Optional[Tuple[int, int]]) -> None: ...
+def check_output(
+    out: str,
+    force: bool,
+    sharded: bool,
+    part: Optional[Tuple[int, int]],
+    storage_options: Optional[List[Tuple[str, str]]] = None,
+    clear: bool = False,
+) -> None: ...
 def pack(
     manifest: Union[Manifest, str],
     out: str,
@@ -200,6 +207,7 @@ def pack(
     max_size: int = 512,
     multiple: int = 1,
     storage_options: Optional[List[Tuple[str, str]]] = None,
+    manifest_as_source: bool = True,
 ) -> PackReport: ...
 def inspect(path: str, storage_options: Optional[List[Tuple[str, str]]] = None) -> Dict[str, Any]: ...
 def preview(

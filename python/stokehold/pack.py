@@ -152,7 +152,7 @@ def pack(
         )
     if options is not None and not _checks.is_remote(out):
         raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
-    _native.check_output(out, bool(force), sharded, part)
+    _native.check_output(out, bool(force), sharded, part, options)
     with _termination_as_interrupt():
         manifest = _manifest_of(source, format, strict, threads, progress, max_pixels, max_file_bytes)
         with Bar("packing", progress) as callback:
@@ -178,7 +178,15 @@ def pack(
                 max_size,
                 multiple,
                 options,
+                manifest_as_source=not isinstance(manifest, TaskManifest),
             )
+
+
+class TaskManifest(str):
+    """The path of a manifest file written for one task of a distributed
+    pack (``stokehold.ray``): packed line by line as it is, even with
+    ``strict`` (the driver has checked it), and recorded with the source in
+    its header, not its own path, which differs from task to task."""
 
 
 def _manifest_of(
@@ -194,7 +202,7 @@ def _manifest_of(
     pack reads line by line (indexing it again would probe every image once
     more, and holding it would take memory for every sample); or the
     manifest of an index."""
-    if isinstance(source, Manifest):
+    if isinstance(source, (Manifest, TaskManifest)):
         return source
     path = os.fspath(source)
     is_manifest = format == "manifest" or (

@@ -7,6 +7,9 @@ the source once and writes the manifest into the output directory
 (``manifest.jsonl``); every task reads it and the images **from paths it
 can see**: the images and the output directory must be on a file system
 that every node mounts at the same path (NFS, Lustre, a cloud file system).
+With an output in object storage (``s3://bucket/prefix/``) only the images
+need to be seen by every node: the manifest travels through Ray, and each
+task uploads its shards itself.
 
 Ray is an optional extra (``pip install 'stokehold[ray]'``), imported only
 here. With no ``address`` and no running Ray, a local Ray is started for
@@ -24,12 +27,12 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _checks, _native
 from .errors import InvalidArgumentError
 from .manifest import Manifest, PathLike
-from .pack import _manifest_of, commit
+from .pack import TaskManifest, _manifest_of, commit
 
 __all__ = ["pack", "RayPackReport", "init_local"]
 
@@ -85,11 +88,24 @@ def init_local(num_cpus: Optional[int] = None) -> None:
     )
 
 
-def _pack_part(manifest: str, out: str, part: int, parts: int, size: Tuple[int, int], options: Dict[str, Any]) -> Dict[str, Any]:
-    """One Ray task: part ``part`` of ``parts``."""
+def _pack_part(
+    manifest: Union[str, bytes], out: str, part: int, parts: int, size: Tuple[int, int], options: Dict[str, Any]
+) -> Dict[str, Any]:
+    """One Ray task: part ``part`` of ``parts``. ``manifest`` is a path on
+    the shared file system, or (for an output in object storage, where the
+    nodes may share no file system) the manifest file's bytes."""
+    import tempfile
+
     import stokehold
 
-    report = stokehold.pack(manifest, out, size, part=(part, parts), progress=False, **options)
+    if isinstance(manifest, bytes):
+        with tempfile.TemporaryDirectory(prefix="stokehold-ray-") as tmp:
+            path = os.path.join(tmp, MANIFEST_NAME)
+            with open(path, "wb") as f:
+                f.write(manifest)
+            report = stokehold.pack(TaskManifest(path), out, size, part=(part, parts), progress=False, **options)
+    else:
+        report = stokehold.pack(manifest, out, size, part=(part, parts), progress=False, **options)
     return {
         "num_samples": report.num_samples,
         "num_skipped": report.num_skipped,
@@ -111,6 +127,7 @@ def pack(
     format: str = "auto",
     shard_size: Optional[Union[int, str]] = None,
     samples_per_shard: Optional[int] = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
     **options: Any,
 ) -> RayPackReport:
     """Packs ``source`` into the dataset directory ``out`` with Ray tasks.
@@ -124,20 +141,27 @@ def pack(
     ``max_pixels``, ``max_file_bytes``); ``shard_size`` /
     ``samples_per_shard`` cut each part into shards (default: one shard per
     part). ``progress`` shows a bar of finished parts.
+
+    ``out`` may be in object storage, ``"s3://bucket/prefix/"``, with
+    ``storage_options`` as for :class:`stokehold.Dataset` (or the ``AWS_*``
+    variables and ``~/.aws`` files on every node): each task then packs its
+    part in a temporary folder and uploads each shard as it is complete
+    (the nodes need no shared file system; the manifest travels through
+    Ray), and the driver writes the index last. ``force`` first removes the
+    dataset there, its index first.
     """
     unknown = set(options) - {"resize", "filter", "channels", "storage", "quality", "fill", "strict", "max_pixels", "max_file_bytes"}
     if unknown:
         raise InvalidArgumentError(f"unknown option(s) {sorted(unknown)} for stokehold.ray.pack")
-    if _checks.is_remote(os.fspath(out)):
-        raise InvalidArgumentError(
-            f"{os.fspath(out)}: stokehold.ray.pack writes to a shared file system; for object storage run "
-            "stokehold.pack(..., part=(i, n)) in each task and stokehold.commit(out) at the end"
-        )
+    remote = _checks.is_remote(os.fspath(out))
+    store = _checks.storage_options(storage_options)
+    if store is not None and not remote:
+        raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
     ray = _ray()
     threads = _checks.optional_integer("num_threads", num_threads, 1) or 1
     hw = _checks.size("size", size)
-    out = os.path.abspath(os.fspath(out))
-    _native.check_output(out, bool(force), True, None)
+    out = os.fspath(out) if remote else os.path.abspath(os.fspath(out))
+    _native.check_output(out, bool(force), True, None, store)
     start = time.monotonic()
     started_here = False
     if not ray.is_initialized():
@@ -149,20 +173,28 @@ def pack(
     try:
         found = _manifest_of(source, format, bool(options.get("strict", False)), None, progress, options.get("max_pixels", _native.DEFAULT_MAX_PIXELS), options.get("max_file_bytes", _native.DEFAULT_MAX_FILE_BYTES))
         manifest = found if isinstance(found, Manifest) else Manifest.load(found)
-        if force:
-            _clear(out)
-        os.makedirs(out, exist_ok=True)
-        manifest_path = os.path.join(out, MANIFEST_NAME)
-        manifest.save(manifest_path)
+        task_manifest: Any
+        if remote:
+            # Removes what force replaces, the index first.
+            _native.check_output(out, bool(force), True, None, store, clear=True)
+            task_manifest = ray.put(_manifest_bytes(manifest))
+        else:
+            if force:
+                _clear(out)
+            os.makedirs(out, exist_ok=True)
+            task_manifest = os.path.join(out, MANIFEST_NAME)
+            manifest.save(task_manifest)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = _checks.integer("parts", parts, 1) if parts is not None else max(1, cpus // threads)
         n = max(1, min(n, len(manifest)))
         task_options: Dict[str, Any] = dict(options)
         task_options.update(num_threads=threads, force=force, shard_size=shard_size, samples_per_shard=samples_per_shard)
+        if remote:
+            task_options["storage_options"] = storage_options
         task = ray.remote(num_cpus=threads, max_retries=0)(_pack_part)
-        refs = [task.remote(manifest_path, out, i, n, hw, task_options) for i in range(n)]
+        refs = [task.remote(task_manifest, out, i, n, hw, task_options) for i in range(n)]
         results = _wait(ray, refs, progress)
-        report = commit(out)
+        report = commit(out, storage_options=storage_options)
     finally:
         if started_here:
             ray.shutdown()
@@ -192,6 +224,17 @@ def _wait(ray: Any, refs: List[Any], progress: Optional[bool]) -> List[Dict[str,
                 callback(len(refs) - len(pending), len(refs))
     # ray.get raises a task's own error (a StokeholdError names the sample).
     return [ray.get(r) for r in refs]
+
+
+def _manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest file's bytes, for tasks on nodes without a shared file system."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="stokehold-ray-") as tmp:
+        path = os.path.join(tmp, MANIFEST_NAME)
+        manifest.save(path)
+        with open(path, "rb") as f:
+            return f.read()
 
 
 def _clear(out: str) -> None:

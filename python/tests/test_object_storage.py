@@ -3,6 +3,7 @@ started here on 127.0.0.1 and stopped afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -144,6 +145,48 @@ def test_settings_come_from_the_aws_files_and_the_command_line_packs_parts(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == everything(local)[0].tobytes()
+
+
+@pytest.mark.slow
+def test_ray_packs_straight_into_object_storage(shapes: Path, s3: SimpleNamespace, tmp_path: Path) -> None:
+    """stokehold.ray.pack to s3://: the tasks upload their parts (the
+    manifest travels through Ray), the driver commits; a second pack is
+    refused without force, and force replaces every part of the first."""
+    local = tmp_path / "local"
+    stokehold.pack(shapes / "instances.json", local, size=(24, 32), samples_per_shard=20, progress=False)
+    code = textwrap.dedent(
+        f"""
+        import json
+        import stokehold.ray as sr
+        from stokehold.errors import OutputExistsError
+        sr.init_local(2)  # before anything imports ray
+        import ray
+        common = dict(size=(24, 32), samples_per_shard=20, progress=False, storage_options={s3.options!r})
+        report = sr.pack({str(shapes / "instances.json")!r}, "s3://data/ray/", parts=3, **common)
+        try:
+            sr.pack({str(shapes / "instances.json")!r}, "s3://data/ray/", parts=2, **common)
+            refused = ""
+        except OutputExistsError as e:
+            refused = str(e)
+        again = sr.pack({str(shapes / "instances.json")!r}, "s3://data/ray/", parts=2, force=True, **common)
+        ray.shutdown()
+        print(json.dumps({{"first": [report.path, report.parts, report.num_samples, report.num_shards],
+                          "refused": refused, "again": [again.parts, again.num_samples]}}))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    r = json.loads(run.stdout.splitlines()[-1])
+    assert r["first"] == ["s3://data/ray/", 3, 120, 6]
+    assert "s3://data/ray/" in r["refused"], r
+    assert r["again"] == [2, 120]
+    names = keys(s3.client, "ray/")
+    # Only the second pack's parts are left, and the index; no manifest.
+    assert names[0] == "dataset.json" and len(names) == 1 + 2 * 4, names
+    assert all(n.startswith(("part-00000-of-00002/", "part-00001-of-00002/")) for n in names[1:]), names
+    assert sorted(os.listdir(tmp_path)) == ["local"]
+    for a, b in zip(everything(local), everything("s3://data/ray/", storage_options=s3.options)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_missing_shard_is_an_error_at_open(shapes: Path, s3: SimpleNamespace) -> None:

@@ -53,16 +53,27 @@ impl PackReport {
     }
 }
 
-/// Checks the output before anything is indexed or decoded.
+/// Checks the output before anything is indexed or decoded. In object
+/// storage (`s3://`), an existing dataset there (or part, with `part`) is
+/// refused unless `force`; with `force` and `clear` it is removed.
 #[pyfunction]
-#[pyo3(signature = (out, force, sharded, part))]
+#[pyo3(signature = (out, force, sharded, part, storage_options=None, clear=false))]
 pub(crate) fn check_output(
     py: Python<'_>,
     out: PathBuf,
     force: bool,
     sharded: bool,
     part: Option<(usize, usize)>,
+    storage_options: Option<Vec<(String, String)>>,
+    clear: bool,
 ) -> PyResult<()> {
+    if let Some(url) = crate::remote::url(&out) {
+        let options = crate::remote::options(storage_options, None, 0)?;
+        return run_blocking(py, None, |_| {
+            let remote = stokehold_remote::Remote::connect(url, options)?;
+            Ok::<_, Failure>(stokehold_remote::clear_output(&remote, part, force, clear)?)
+        });
+    }
     run_blocking(py, None, |_| {
         if sharded {
             let options = PackOptions {
@@ -97,12 +108,13 @@ pub(crate) fn commit(
 }
 
 /// Packs `manifest` (a `Manifest`, or the path of a manifest file, read
-/// line by line as it is packed) into `out` (see `stokehold.pack`);
-/// `progress(done, total)` is called every 100 ms.
+/// line by line as it is packed, recorded as the source unless
+/// `manifest_as_source` is false: then its header's source is) into `out`
+/// (see `stokehold.pack`); `progress(done, total)` is called every 100 ms.
 // The arguments mirror the keyword arguments of `stokehold.pack`.
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress, max_size=512, multiple=1, storage_options=None))]
+#[pyo3(signature = (manifest, out, size, resize, filter, channels, storage, quality, fill, num_threads, strict, force, max_pixels, max_file_bytes, shard_size, samples_per_shard, part, progress, max_size=512, multiple=1, storage_options=None, manifest_as_source=true))]
 pub(crate) fn pack(
     py: Python<'_>,
     manifest: &Bound<'_, PyAny>,
@@ -126,6 +138,7 @@ pub(crate) fn pack(
     max_size: u32,
     multiple: u32,
     storage_options: Option<Vec<(String, String)>>,
+    manifest_as_source: bool,
 ) -> PyResult<PackReport> {
     let remote = crate::remote::options(storage_options, None, 0)?;
     let bound = manifest.cast::<Manifest>().ok();
@@ -166,7 +179,8 @@ pub(crate) fn pack(
         let samples: &dyn stokehold_core::SampleSource = match (&in_memory, &file_path) {
             (Some(m), _) => *m,
             (None, Some(path)) => {
-                file = stokehold_core::ManifestFile::open(path, &options.limits, true)?;
+                file =
+                    stokehold_core::ManifestFile::open(path, &options.limits, manifest_as_source)?;
                 &file
             }
             (None, None) => unreachable!("one of the two"),

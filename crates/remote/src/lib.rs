@@ -42,7 +42,7 @@ use stokehold_store::{DatasetIndex, Error, PackedDataset, RangeReader, RemoteKin
 pub use cache::BlockCache;
 pub use config::{is_remote, RemoteOptions, S3Location};
 pub use plan::{plan, Run};
-pub use write::{commit_into, commit_remote, pack_into, pack_to_remote};
+pub use write::{clear_output, commit_into, commit_remote, pack_into, pack_to_remote};
 
 /// The tokio runtime every remote dataset of the process shares (two
 /// threads: requests are I/O, the work is done by the callers' threads).

@@ -42,8 +42,41 @@ pub fn pack_into(
             remote.location()
         )));
     }
+    clear_output(remote, options.part, options.force, true)?;
+    let local = tempfile::Builder::new()
+        .prefix("stokehold-upload-")
+        .tempdir()
+        .map_err(|e| Error::Io {
+            path: std::env::temp_dir(),
+            error: e,
+        })?;
+    let mut report = pack_with(samples, local.path(), options, control, Some(remote))?;
+    report.path = PathBuf::from(remote.location().to_string());
+    report.file_bytes = remote
+        .list()?
+        .iter()
+        .filter(|(n, _)| n.ends_with(".h5"))
+        .filter(|(n, _)| match options.part {
+            Some((i, parts)) => n.starts_with(&part_dir_name(i, parts)),
+            None => !n.contains('/'),
+        })
+        .map(|(_, size)| size)
+        .sum();
+    Ok(report)
+}
+
+/// Whether the dataset folder (or, with `part`, that part's folder) behind
+/// `remote` already holds a dataset: refused unless `force`; with `force`
+/// and `clear`, what is there is removed, the index (or the part's record)
+/// first, so that no reader takes the old shards for a dataset.
+pub fn clear_output(
+    remote: &Remote,
+    part: Option<(usize, usize)>,
+    force: bool,
+    clear: bool,
+) -> Result<(), PackError> {
     let existing = remote.list()?;
-    let (taken, mut stale): (bool, Vec<&str>) = match options.part {
+    let (taken, mut stale): (bool, Vec<&str>) = match part {
         Some((i, n)) => {
             let dir = format!("{}/", part_dir_name(i, n));
             let stale: Vec<&str> = existing
@@ -66,37 +99,19 @@ pub fn pack_into(
             (!stale.is_empty(), stale)
         }
     };
-    if taken && !options.force {
+    if taken && !force {
         return Err(PackError::Exists {
             path: PathBuf::from(remote.location().to_string()),
         });
     }
-    // The index (or the part's record) first: from then on no reader takes
-    // the old shards for a dataset.
+    if !clear {
+        return Ok(());
+    }
     stale.sort_by_key(|n| !(*n == INDEX_FILE || n.ends_with(PART_FILE)));
     for name in stale {
         remote.delete(name)?;
     }
-    let local = tempfile::Builder::new()
-        .prefix("stokehold-upload-")
-        .tempdir()
-        .map_err(|e| Error::Io {
-            path: std::env::temp_dir(),
-            error: e,
-        })?;
-    let mut report = pack_with(samples, local.path(), options, control, Some(remote))?;
-    report.path = PathBuf::from(remote.location().to_string());
-    report.file_bytes = remote
-        .list()?
-        .iter()
-        .filter(|(n, _)| n.ends_with(".h5"))
-        .filter(|(n, _)| match options.part {
-            Some((i, parts)) => n.starts_with(&part_dir_name(i, parts)),
-            None => !n.contains('/'),
-        })
-        .map(|(_, size)| size)
-        .sum();
-    Ok(report)
+    Ok(())
 }
 
 /// [`stokehold_store::commit`] for a dataset folder in object storage:
