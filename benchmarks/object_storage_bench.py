@@ -1,8 +1,8 @@
 """Object-storage benchmark: shuffled uint8 batches from shards in a local
-S3-compatible server (moto, its own process, bound to 127.0.0.1) against a
-Python loop that fetches the same samples with boto3 ``get_object(Range=...)``
-one at a time, and the same loop on 8 threads (and on 32, to show what the
-server answers at most). One run, side by side.
+S3-compatible server (its own process, bound to 127.0.0.1) against a Python
+loop that fetches the same samples with boto3 ``get_object(Range=...)`` one
+at a time, and the same loop on 8 threads (and on 32, not a target: against
+moto, what the server answers at most). One run, side by side.
 
     python benchmarks/object_storage_bench.py [--samples 4096] [--rounds 3] [--out bench-out]
         [--server moto|s3s] [--s3s-server PATH]
@@ -61,15 +61,19 @@ def start_server(kind: str, binary: str, root: Path) -> "tuple[subprocess.Popen[
         assert server.stdout is not None
         return server, f"http://127.0.0.1:{int(server.stdout.readline())}"
     root.mkdir(parents=True, exist_ok=True)
+    if not os.path.isfile(binary):
+        raise SystemExit(
+            f"{binary}: not built (cargo build --release --locked --manifest-path benchmarks/s3-server/Cargo.toml)"
+        )
     server = subprocess.Popen(
         [binary, str(root), KEYS["aws_access_key_id"], KEYS["aws_secret_access_key"]],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert server.stdout is not None
     line = server.stdout.readline()
     if not line.strip().isdigit():
         server.kill()
-        raise SystemExit(f"{binary} did not start (build it: make bench)")
+        raise SystemExit(f"{binary} did not start (its error is above)")
     return server, f"http://127.0.0.1:{int(line)}"
 
 
@@ -98,7 +102,11 @@ def main() -> None:
     import stokehold
 
     store = tempfile.TemporaryDirectory()
-    server, endpoint = start_server(a.server, a.s3s_server, Path(store.name) / "root")
+    try:
+        server, endpoint = start_server(a.server, a.s3s_server, Path(store.name) / "root")
+    except BaseException:
+        store.cleanup()
+        raise
     try:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS)
         s3.create_bucket(Bucket="bench")
@@ -163,7 +171,7 @@ def main() -> None:
         wide = ThreadPoolExecutor(32)
 
         def boto3_wide() -> List[np.ndarray]:
-            # Not a target: how many requests the server answers at most.
+            # Not a target: against moto, how many requests the server answers at most.
             return [np.stack(list(wide.map(fetch, batch))) for batch in order]
 
         def ours() -> List[np.ndarray]:

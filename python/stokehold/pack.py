@@ -146,7 +146,7 @@ def pack(
     sharded = shard_bytes is not None or per_shard is not None or part is not None
     out = os.fspath(out)
     options = _checks.storage_options(storage_options)
-    if _checks.is_remote(out) and shard_bytes is None and per_shard is None:
+    if _checks.is_remote(out) and shard_bytes is None and per_shard is None and part is None:
         raise InvalidArgumentError(
             f"{out}: a dataset in object storage is written as shards: give shard_size= or samples_per_shard="
         )
@@ -184,9 +184,10 @@ def pack(
 
 class TaskManifest(str):
     """The path of a manifest file written for one task of a distributed
-    pack (``stokehold.ray``): packed line by line as it is, even with
-    ``strict`` (the driver has checked it), and recorded with the source in
-    its header, not its own path, which differs from task to task."""
+    pack (``stokehold.ray``): packed line by line as it is, not indexed
+    again even with ``strict`` (which still applies when decoding), and
+    recorded with the source in its header, not its own path, which
+    differs from task to task."""
 
 
 def _manifest_of(

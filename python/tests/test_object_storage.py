@@ -133,6 +133,12 @@ def test_settings_come_from_the_aws_files_and_the_command_line_packs_parts(
     r = cli("inspect", "s3://data/parts/")
     assert r.returncode != 0 and "not committed yet" in r.stderr, r.stderr
     assert cli(*part, "--part", "1/2").returncode == 0
+    # A part already there is refused before the source is read (here it
+    # is not even there), by the command line and by the Python API alike.
+    r = cli("pack", str(tmp_path / "nothing"), *part[2:], "--part", "1/2")
+    assert r.returncode != 0 and "already exists" in r.stderr, r.stderr
+    with pytest.raises(stokehold.errors.OutputExistsError):
+        stokehold.pack(tmp_path / "nothing", "s3://data/parts/", size=24, samples_per_shard=32, part=(1, 2), storage_options=s3.options)
     r = cli("commit", "s3://data/parts/")
     assert r.returncode == 0, r.stderr
     assert "committed 120 samples" in r.stdout
@@ -168,6 +174,8 @@ def test_ray_packs_straight_into_object_storage(shapes: Path, s3: SimpleNamespac
             refused = ""
         except OutputExistsError as e:
             refused = str(e)
+        # Default sharding: one shard per part.
+        del common["samples_per_shard"]
         again = sr.pack({str(shapes / "instances.json")!r}, "s3://data/ray/", parts=2, force=True, **common)
         ray.shutdown()
         print(json.dumps({{"first": [report.path, report.parts, report.num_samples, report.num_shards],
@@ -181,12 +189,17 @@ def test_ray_packs_straight_into_object_storage(shapes: Path, s3: SimpleNamespac
     assert "s3://data/ray/" in r["refused"], r
     assert r["again"] == [2, 120]
     names = keys(s3.client, "ray/")
-    # Only the second pack's parts are left, and the index; no manifest.
-    assert names[0] == "dataset.json" and len(names) == 1 + 2 * 4, names
+    # Only the second pack's parts are left (a shard and a record each),
+    # and the index; no manifest.
+    assert names[0] == "dataset.json" and len(names) == 1 + 2 * 2, names
     assert all(n.startswith(("part-00000-of-00002/", "part-00001-of-00002/")) for n in names[1:]), names
     assert sorted(os.listdir(tmp_path)) == ["local"]
     for a, b in zip(everything(local), everything("s3://data/ray/", storage_options=s3.options)):
         np.testing.assert_array_equal(a, b)
+    from stokehold import ray as stokehold_ray
+
+    with pytest.raises(InvalidArgumentError, match="storage_options"):
+        stokehold_ray.pack(shapes / "instances.json", tmp_path / "x", storage_options=s3.options)
 
 
 def test_a_missing_shard_is_an_error_at_open(shapes: Path, s3: SimpleNamespace) -> None:

@@ -42,7 +42,15 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         part: args.part,
         ..PackOptions::default()
     };
-    if options.sharded() {
+    let remote = args
+        .output
+        .to_str()
+        .filter(|s| stokehold_remote::is_remote(s));
+    if let Some(url) = remote {
+        // Refused before anything is indexed, as on local disk.
+        let bucket = stokehold_remote::Remote::connect(url, remote_options())?;
+        stokehold_remote::clear_output(&bucket, options.part, options.force, false)?;
+    } else if options.sharded() {
         stokehold_pack::check_output_dir(&args.output, &options)?;
     } else {
         stokehold_pack::check_output(&args.output, args.force)?;
@@ -77,10 +85,6 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         )?;
         (&indexed, &indexed.findings)
     };
-    let remote = args
-        .output
-        .to_str()
-        .filter(|s| stokehold_remote::is_remote(s));
     let result = with_progress("packing", args.quiet, control, || match remote {
         Some(url) => {
             stokehold_remote::pack_to_remote(samples, url, &options, control, remote_options())
