@@ -341,6 +341,51 @@ def test_the_cache_serves_a_second_epoch_without_the_server(
         stokehold.Dataset("s3://data/cached/", storage_options=options, cache_limit="1GB")
 
 
+@pytest.mark.slow
+def test_processes_share_one_cache_while_it_evicts(shapes: Path, s3: SimpleNamespace, tmp_path: Path) -> None:
+    """Four processes read three epochs each at once through one cache
+    folder, kept far under the dataset's size so that blocks are written,
+    read and evicted under each other: every batch equals the local copy's."""
+    common = dict(size=16, samples_per_shard=8, progress=False)
+    local = tmp_path / "local"
+    stokehold.pack(shapes / "instances.json", local, **common)
+    stokehold.pack(shapes / "instances.json", "s3://data/shared/", storage_options=s3.options, **common)
+    cache = tmp_path / "cache"
+    code = textwrap.dedent(
+        """
+        import hashlib, json, sys
+        import stokehold
+        source, options, cache = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+        kw = dict(storage_options=options, cache_dir=cache, cache_limit=50_000) if source.startswith("s3://") else {}
+        ds = stokehold.Dataset(source, batch_size=8, seed=5, dtype="uint8", outputs=("images", "indices"), **kw)
+        digests = []
+        for epoch in range(3):
+            ds.set_epoch(epoch)
+            h = hashlib.sha256()
+            for i in range(len(ds)):
+                images, indices = ds[i]
+                h.update(images.tobytes() + indices.tobytes())
+            digests.append(h.hexdigest())
+        print(json.dumps({"digests": digests, "stats": ds.io_stats}))
+        """
+    )
+
+    def start(source: str) -> "subprocess.Popen[str]":
+        args = [sys.executable, "-c", code, source, json.dumps(s3.options), str(cache)]
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    expected = start(str(local)).communicate(timeout=120)[0]
+    readers = [start("s3://data/shared/") for _ in range(4)]
+    results = [r.communicate(timeout=300) for r in readers]
+    for reader, (out, err) in zip(readers, results):
+        assert reader.returncode == 0, err[-3000:]
+        assert json.loads(out)["digests"] == json.loads(expected)["digests"]
+    stats = [json.loads(out)["stats"] for out, _ in results]
+    assert sum(s["cache_hits"] for s in stats) > 0, stats
+    # No block left half written.
+    assert not [p.name for p in cache.rglob(".block-*")]
+
+
 def test_ctrl_c_stops_waiting_for_a_silent_server() -> None:
     # A server that accepts connections and never answers.
     silent = socket.create_server(("127.0.0.1", 0))
