@@ -70,6 +70,16 @@ def is_remote(path: Any) -> bool:
     return isinstance(path, str) and path.startswith("s3://")
 
 
+def output_storage(out: str, options: Optional[Mapping[str, Any]]) -> Tuple[bool, Optional[List[Tuple[str, str]]]]:
+    """Whether the output ``out`` is in object storage, and its
+    ``storage_options`` as pairs (refused for a local output)."""
+    remote = is_remote(out)
+    pairs = storage_options(options)
+    if pairs is not None and not remote:
+        raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
+    return remote, pairs
+
+
 def storage_options(options: Optional[Mapping[str, Any]]) -> Optional[List[Tuple[str, str]]]:
     """``storage_options`` as pairs of strings (``True`` as ``"true"``)."""
     if options is None:

@@ -145,13 +145,11 @@ def pack(
         part = (_checks.integer("part index", i, 0, n - 1), n)
     sharded = shard_bytes is not None or per_shard is not None or part is not None
     out = os.fspath(out)
-    options = _checks.storage_options(storage_options)
-    if _checks.is_remote(out) and shard_bytes is None and per_shard is None and part is None:
+    remote, options = _checks.output_storage(out, storage_options)
+    if remote and shard_bytes is None and per_shard is None and part is None:
         raise InvalidArgumentError(
             f"{out}: a dataset in object storage is written as shards: give shard_size= or samples_per_shard="
         )
-    if options is not None and not _checks.is_remote(out):
-        raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
     _native.check_output(out, bool(force), sharded, part, options)
     with _termination_as_interrupt():
         manifest = _manifest_of(source, format, strict, threads, progress, max_pixels, max_file_bytes)

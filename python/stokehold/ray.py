@@ -153,10 +153,7 @@ def pack(
     unknown = set(options) - {"resize", "filter", "channels", "storage", "quality", "fill", "strict", "max_pixels", "max_file_bytes"}
     if unknown:
         raise InvalidArgumentError(f"unknown option(s) {sorted(unknown)} for stokehold.ray.pack")
-    remote = _checks.is_remote(os.fspath(out))
-    store = _checks.storage_options(storage_options)
-    if store is not None and not remote:
-        raise InvalidArgumentError("storage_options: these are for an output in object storage (s3://...)")
+    remote, store = _checks.output_storage(os.fspath(out), storage_options)
     ray = _ray()
     threads = _checks.optional_integer("num_threads", num_threads, 1) or 1
     hw = _checks.size("size", size)

@@ -67,7 +67,7 @@ pub(crate) fn check_output(
     storage_options: Option<Vec<(String, String)>>,
     clear: bool,
 ) -> PyResult<()> {
-    if let Some(url) = crate::remote::url(&out) {
+    if let Some(url) = stokehold_remote::remote_url(&out) {
         let options = crate::remote::options(storage_options, None, 0)?;
         return run_blocking(py, None, |_| {
             let remote = stokehold_remote::Remote::connect(url, options)?;
@@ -100,7 +100,7 @@ pub(crate) fn commit(
 ) -> PyResult<(usize, usize, Vec<f64>, Vec<f64>)> {
     let remote = crate::remote::options(storage_options, None, 0)?;
     let max = stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES;
-    let index = run_blocking(py, None, |_| match crate::remote::url(&dir) {
+    let index = run_blocking(py, None, |_| match stokehold_remote::remote_url(&dir) {
         Some(url) => Ok::<_, Failure>(stokehold_remote::commit_remote(url, remote, max)?),
         None => Ok(stokehold_pack::commit(&dir, max)?),
     })?;
@@ -185,7 +185,7 @@ pub(crate) fn pack(
             }
             (None, None) => unreachable!("one of the two"),
         };
-        match crate::remote::url(&out) {
+        match stokehold_remote::remote_url(&out) {
             Some(url) => Ok::<_, Failure>(stokehold_remote::pack_to_remote(
                 samples, url, &options, control, remote,
             )?),

@@ -30,11 +30,6 @@ pub(crate) fn options(
     Ok(options)
 }
 
-/// The `s3://` address `path` holds, if it is one.
-pub(crate) fn url(path: &Path) -> Option<&str> {
-    path.to_str().filter(|s| stokehold_remote::is_remote(s))
-}
-
 /// Opens a packed file, a dataset directory or an `s3://` dataset; a
 /// Ctrl-C (`control` cancelled) stops the wait for the index.
 pub(crate) fn open_packed(

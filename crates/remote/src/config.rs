@@ -14,6 +14,11 @@ pub fn is_remote(location: &str) -> bool {
     location.starts_with("s3://")
 }
 
+/// The `s3://` address `path` holds, if it is one (else a local path).
+pub fn remote_url(path: &std::path::Path) -> Option<&str> {
+    path.to_str().filter(|s| is_remote(s))
+}
+
 /// A dataset folder in a bucket: `s3://bucket/prefix/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Location {

@@ -40,7 +40,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use stokehold_store::{DatasetIndex, Error, PackedDataset, RangeReader, RemoteKind, INDEX_FILE};
 
 pub use cache::BlockCache;
-pub use config::{is_remote, RemoteOptions, S3Location};
+pub use config::{is_remote, remote_url, RemoteOptions, S3Location};
 pub use plan::{plan, Run};
 pub use write::{clear_output, commit_into, commit_remote, pack_into, pack_to_remote};
 
@@ -521,7 +521,7 @@ pub fn open_dataset(
     max_index_bytes: u64,
     stop: Option<&dyn Fn() -> bool>,
 ) -> Result<PackedDataset, Error> {
-    match location.to_str().filter(|s| is_remote(s)) {
+    match remote_url(location) {
         Some(url) => Remote::connect(url, options)?.open(max_index_bytes, stop),
         None => PackedDataset::open(location, max_index_bytes),
     }

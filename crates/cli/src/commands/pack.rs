@@ -42,19 +42,22 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         part: args.part,
         ..PackOptions::default()
     };
-    let remote = args
-        .output
-        .to_str()
-        .filter(|s| stokehold_remote::is_remote(s));
-    if let Some(url) = remote {
-        // Refused before anything is indexed, as on local disk.
-        let bucket = stokehold_remote::Remote::connect(url, remote_options())?;
-        stokehold_remote::clear_output(&bucket, options.part, options.force, false)?;
-    } else if options.sharded() {
-        stokehold_pack::check_output_dir(&args.output, &options)?;
-    } else {
-        stokehold_pack::check_output(&args.output, args.force)?;
-    }
+    // Refused before anything is indexed, in a bucket as on local disk.
+    let bucket = match stokehold_remote::remote_url(&args.output) {
+        Some(url) => {
+            let bucket = stokehold_remote::Remote::connect(url, remote_options())?;
+            stokehold_remote::clear_output(&bucket, options.part, options.force, false)?;
+            Some(bucket)
+        }
+        None if options.sharded() => {
+            stokehold_pack::check_output_dir(&args.output, &options)?;
+            None
+        }
+        None => {
+            stokehold_pack::check_output(&args.output, args.force)?;
+            None
+        }
+    };
     let index_options = args.source_args.index_options(args.strict, args.threads);
     // A manifest is packed as it is: indexing it again would probe every
     // image once more.
@@ -85,10 +88,8 @@ pub(super) fn pack(args: PackArgs, control: &Control, hooks: &crate::Hooks<'_>) 
         )?;
         (&indexed, &indexed.findings)
     };
-    let result = with_progress("packing", args.quiet, control, || match remote {
-        Some(url) => {
-            stokehold_remote::pack_to_remote(samples, url, &options, control, remote_options())
-        }
+    let result = with_progress("packing", args.quiet, control, || match &bucket {
+        Some(bucket) => stokehold_remote::pack_into(bucket, samples, &options, control),
         None => stokehold_pack::pack(samples, &args.output, &options, control),
     });
     let mut findings = index_findings.to_vec();
@@ -198,7 +199,7 @@ fn open_packed(file: &Path) -> Result<PackedDataset> {
 
 pub(super) fn commit(dir: &Path) -> Result<()> {
     let max = stokehold_core::Limits::DEFAULT_MAX_SOURCE_BYTES;
-    let index = match dir.to_str().filter(|s| stokehold_remote::is_remote(s)) {
+    let index = match stokehold_remote::remote_url(dir) {
         Some(url) => stokehold_remote::commit_remote(url, remote_options(), max)?,
         None => stokehold_pack::commit(dir, max)?,
     };
