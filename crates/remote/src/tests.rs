@@ -164,6 +164,15 @@ fn a_remote_dataset_reads_the_same_bytes_with_one_request_per_run() {
     }
 }
 
+/// The error of opening `client`'s dataset, as text.
+fn open_error(client: Remote) -> String {
+    client
+        .open(u64::MAX, None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn missing_objects_are_clear_errors() {
     let (_d, _local, store) = packed(StorageOption::Raw);
@@ -174,11 +183,7 @@ fn missing_objects_are_clear_errors() {
         .block_on(store.delete(&ObjectPath::from("ds/shard-00002.h5")))
         .unwrap();
     // Found at the open.
-    let err = remote(&store, RemoteOptions::default())
-        .open(u64::MAX, None)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = open_error(remote(&store, RemoteOptions::default()));
     assert!(
         err.contains("s3://bucket/ds/shard-00002.h5") && err.contains("missing"),
         "{err}"
@@ -197,16 +202,14 @@ fn missing_objects_are_clear_errors() {
     ds.prefetch(&[5, 25]);
     ds.read_bytes(5, &mut out).unwrap();
     assert!(ds.read_bytes(25, &mut out).is_err());
-    let err = Remote::with_store(
-        store as Arc<dyn ObjectStore>,
-        S3Location::parse("s3://bucket/nothing/").unwrap(),
-        RemoteOptions::default(),
-    )
-    .unwrap()
-    .open(u64::MAX, None)
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let err = open_error(
+        Remote::with_store(
+            store as Arc<dyn ObjectStore>,
+            S3Location::parse("s3://bucket/nothing/").unwrap(),
+            RemoteOptions::default(),
+        )
+        .unwrap(),
+    );
     assert!(
         err.contains("s3://bucket/nothing/dataset.json") && err.contains("no packed dataset"),
         "{err}"
